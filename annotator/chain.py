@@ -1,0 +1,81 @@
+"""Run the gender-then-attributes chain on a batch of canonical faces.
+
+Models are loaded once per process and cached by the ids and hashes of their versions; TensorFlow is imported
+only when the first chain is loaded, so importing this module stays cheap and fork-safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from annotator.crops import crop_batch
+from annotator.specs import ModelSpec, OutputKind, get_spec
+from annotator.store import load_keras_model
+from db.models import ModelVersion
+
+INFERENCE_BATCH = 256
+
+Predictor = Callable[..., np.ndarray]
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model of the chain, ready to run, with the version it came from."""
+
+    spec: ModelSpec
+    version_id: int
+    label: str
+    predict: Predictor
+
+
+_cache: dict[tuple[tuple[int, str], ...], list[LoadedModel]] = {}
+
+
+def _compile_predictor(model) -> Predictor:  # type: ignore[no-untyped-def]
+    import tensorflow as tf
+
+    # A fixed signature with a free batch dimension: one trace serves every chunk size.
+    signature = [tf.TensorSpec((None, *tuple(t.shape[1:])), tf.float32) for t in model.inputs]
+
+    @tf.function(input_signature=signature, reduce_retracing=True)
+    def call(*inputs):  # type: ignore[no-untyped-def]
+        return model(list(inputs) if len(inputs) > 1 else inputs[0], training=False)
+
+    def predict(*arrays: np.ndarray) -> np.ndarray:
+        outputs = [call(*(a[i : i + INFERENCE_BATCH] for a in arrays)).numpy()
+                   for i in range(0, len(arrays[0]), INFERENCE_BATCH)]
+        return np.concatenate(outputs) if outputs else np.zeros((0, *model.outputs[0].shape[1:]), np.float32)
+
+    return predict
+
+
+def load_chain(versions: Sequence[ModelVersion]) -> list[LoadedModel]:
+    """Load (once per process) the models of ``versions``, given in chain order."""
+    key = tuple((v.id, v.sha256) for v in versions)
+    if key not in _cache:
+        _cache[key] = [
+            LoadedModel(get_spec(v.name), v.id, v.label, _compile_predictor(load_keras_model(v))) for v in versions
+        ]
+    return _cache[key]
+
+
+def run_chain(chain: Sequence[LoadedModel], faces: np.ndarray) -> dict[str, np.ndarray]:
+    """Outputs of every model for ``faces`` (n, 120, 120, 3): gender (n, 2), each attribute (n,)."""
+    outputs: dict[str, np.ndarray] = {}
+    gender: np.ndarray | None = None
+    for model in chain:
+        crop = crop_batch(faces, model.spec)
+        if model.spec.output is OutputKind.GENDER_SOFTMAX:
+            gender = model.predict(crop).astype(np.float32)
+            outputs[model.spec.name] = gender
+            continue
+        if model.spec.takes_gender:
+            if gender is None:
+                raise ValueError(f"Model {model.spec.name!r} needs gender probabilities; gender must run first.")
+            outputs[model.spec.name] = model.predict(crop, gender)[:, 0]
+        else:
+            outputs[model.spec.name] = model.predict(crop)[:, 0]
+    return outputs

@@ -1,0 +1,346 @@
+"""The ``annotate`` command line. Heavy imports (TensorFlow, SQLAlchemy, Celery) happen inside commands."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from annotator.errors import AnnotateError
+from annotator.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from annotator.report import JobSummary
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _database(settings: Settings) -> sessionmaker[Session]:
+    """Open the database; the default SQLite one is created and migrated on first use."""
+    from db.session import make_engine, make_session_factory
+
+    engine = make_engine(settings.database_url)
+    if engine.dialect.name == "sqlite":
+        settings.home.mkdir(parents=True, exist_ok=True)
+        from db.migrate import upgrade
+
+        upgrade(engine)
+    return make_session_factory(engine)
+
+
+def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn expected failures into a one-line message and exit code 1, never a traceback."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except AnnotateError as error:
+            raise click.ClickException(str(error)) from None
+        except ValueError as error:
+            raise click.ClickException(str(error)) from None
+
+    return wrapper
+
+
+@click.group()
+@click.version_option(package_name="annotate")
+def main() -> None:
+    """Annotate folders of face images with a chain of Keras models; export labelled training sets."""
+
+
+# --- submit -------------------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--wait/--no-wait", default=False, help="Show a progress bar until the job finishes.")
+@click.option("--chunk-size", type=click.IntRange(1), envvar="ANNOTATE_CHUNK_SIZE", default=None,
+              help="Images per task (default 256).")
+@user_errors
+def submit(folder: Path, wait: bool, chunk_size: int | None) -> None:
+    """Submit every image under FOLDER (recursively, recognised by content) as a job."""
+    from annotator.jobs import create_job
+    from db.session import transaction
+
+    settings = _settings()
+    factory = _database(settings)
+    with transaction(factory) as session:
+        job = create_job(session, folder, chunk_size=chunk_size or settings.chunk_size)
+    click.echo(f"Job {job.job_id}: {job.total} files, {len(job.chunks)} chunks to run, "
+               f"{job.skipped} skipped, {job.failed} not images.")
+    if not job.chunks:
+        click.echo("Nothing to annotate: every image is already annotated by the active model versions.")
+        _print_summary(factory, job.job_id)
+        return
+    from worker.app import create_app
+
+    task = create_app(settings).tasks["annotate.chunk"]
+    if settings.eager:
+        _run_inline(factory, job.job_id, job.chunks, task, show_bar=wait)
+    else:
+        for chunk in job.chunks:
+            task.delay(job.job_id, chunk)
+        click.echo(f"Queued {len(job.chunks)} chunks on {settings.broker_url}.")
+        if wait:
+            _wait_for(factory, job.job_id)
+    _print_summary(factory, job.job_id)
+
+
+def _progress_bar(total: int):  # type: ignore[no-untyped-def]
+    started = time.monotonic()
+
+    def rate(_: object) -> str:
+        seconds = time.monotonic() - started
+        return f"{bar.pos / seconds:.1f} img/s" if seconds > 0 and bar.pos else ""
+
+    bar = click.progressbar(length=total, label="Annotating", show_eta=True, show_pos=True, item_show_func=rate)
+    return bar
+
+
+def _counted(factory: sessionmaker[Session], job_id: int) -> int:
+    from annotator.report import job_summary
+
+    with factory() as session:
+        summary = job_summary(session, job_id)
+    return summary.total - summary.pending
+
+
+def _run_inline(factory: sessionmaker[Session], job_id: int, chunks: list[int], task: Any, show_bar: bool) -> None:
+    if not show_bar:
+        for chunk in chunks:
+            task.delay(job_id, chunk)
+        return
+    with _progress_bar(total=_total(factory, job_id)) as bar:
+        bar.update(_counted(factory, job_id))
+        for chunk in chunks:
+            task.delay(job_id, chunk)
+            bar.update(_counted(factory, job_id) - bar.pos)
+
+
+def _total(factory: sessionmaker[Session], job_id: int) -> int:
+    from annotator.report import job_summary
+
+    with factory() as session:
+        return job_summary(session, job_id).total
+
+
+def _wait_for(factory: sessionmaker[Session], job_id: int, interval: float = 1.0) -> None:
+    from annotator.report import job_summary
+
+    with _progress_bar(total=_total(factory, job_id)) as bar:
+        while True:
+            with factory() as session:
+                summary = job_summary(session, job_id)
+            bar.update(summary.total - summary.pending - bar.pos)
+            if summary.status == "finished":
+                return
+            time.sleep(interval)
+
+
+# --- status -------------------------------------------------------------------------------------------------
+
+
+def _format_summary(summary: JobSummary) -> str:
+    return (f"job {summary.id:<5} {summary.status:<9} {summary.face_mode:<8} total {summary.total:<7} "
+            f"done {summary.done:<7} skipped {summary.skipped:<6} failed {summary.failed:<6} "
+            f"pending {summary.pending:<6} {summary.elapsed_seconds:7.1f}s  {summary.source}")
+
+
+def _print_summary(factory: sessionmaker[Session], job_id: int) -> None:
+    from annotator.report import failed_images, job_summary
+
+    with factory() as session:
+        summary = job_summary(session, job_id)
+        failures = failed_images(session, job_id)
+    click.echo(_format_summary(summary))
+    for failure in failures:
+        click.echo(f"  failed  {failure.reason:<13} {failure.path}: {failure.detail}")
+
+
+@main.command()
+@click.argument("job_id", type=int, required=False)
+@click.option("--watch", is_flag=True, help="Refresh until the job (or every listed job) finishes.")
+@click.option("--interval", type=click.FloatRange(0.1), default=2.0, show_default=True,
+              help="Seconds between refreshes with --watch.")
+@user_errors
+def status(job_id: int | None, watch: bool, interval: float) -> None:
+    """Show jobs with their counts and timings; with JOB_ID, also its failed images and reason codes."""
+    from annotator.report import recent_jobs
+
+    factory = _database(_settings())
+    while True:
+        if job_id is not None:
+            _print_summary(factory, job_id)
+            with factory() as session:
+                running = recent_jobs(session, limit=1) and _job_running(session, job_id)
+        else:
+            with factory() as session:
+                jobs = recent_jobs(session)
+            if not jobs:
+                click.echo("No jobs yet. Submit a folder with `annotate submit FOLDER`.")
+            for summary in jobs:
+                click.echo(_format_summary(summary))
+            running = any(j.status == "running" for j in jobs)
+        if not (watch and running):
+            return
+        time.sleep(interval)
+        click.echo("")
+
+
+def _job_running(session: Session, job_id: int) -> bool:
+    from annotator.report import job_summary
+
+    return job_summary(session, job_id).status == "running"
+
+
+# --- export -------------------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(["csv", "condition-data"]), default="csv", show_default=True,
+              help="csv: one row per face with model versions; condition-data: the seed project's layout.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File to write (default: standard output).")
+@click.option("--job", "job_id", type=int, default=None, help="Only the images of this job.")
+@user_errors
+def export(fmt: str, output: Path | None, job_id: int | None) -> None:
+    """Export the labelled faces (labels win over predictions)."""
+    from annotator.export import WRITERS, face_rows
+
+    factory = _database(_settings())
+    with factory() as session:
+        rows = face_rows(session, job_id)
+        if output is None:
+            WRITERS[fmt](rows, sys.stdout)
+            return
+        with output.open("w", newline="", encoding="utf-8") as handle:
+            count = WRITERS[fmt](rows, handle)
+    click.echo(f"Wrote {count} rows to {output}.", err=True)
+
+
+# --- models -------------------------------------------------------------------------------------------------
+
+
+@main.group()
+def models() -> None:
+    """The model store: list, activate and train starter models."""
+
+
+@models.command("list")
+@user_errors
+def models_list() -> None:
+    """List stored model versions; '*' marks the active one of each model."""
+    from annotator.store import list_versions
+
+    factory = _database(_settings())
+    with factory() as session:
+        versions = list_versions(session)
+    if not versions:
+        click.echo("No models yet. Train the starter models with `annotate models demo`.")
+    for version in versions:
+        marker = "*" if version.active else " "
+        demo = "  DEMO (generated portraits)" if version.is_demo else ""
+        click.echo(f"{marker} {version.label:<22} {version.created_at:%Y-%m-%d %H:%M}  "
+                   f"sha256 {version.sha256[:12]}  {version.path}{demo}")
+
+
+@models.command("activate")
+@click.argument("name")
+@click.argument("version", type=int)
+@user_errors
+def models_activate(name: str, version: int) -> None:
+    """Make version VERSION of model NAME the one new jobs run."""
+    from annotator.store import activate_version
+    from db.session import transaction
+
+    factory = _database(_settings())
+    with transaction(factory) as session:
+        record = activate_version(session, name, version)
+    click.echo(f"Active: {record.label}.")
+
+
+@models.command("demo")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the generated portraits.")
+@user_errors
+def models_demo(seed: int) -> None:
+    """Train starter models on generated portraits (DEMO models: not for real photos) and activate them."""
+    from annotator.demo import train_demo_models
+    from annotator.store import register_model
+    from db.session import transaction
+
+    settings = _settings()
+    factory = _database(settings)
+    click.echo("Training DEMO models on generated portraits; they show the pipeline works, not real accuracy.")
+    results = train_demo_models(seed=seed, echo=click.echo)
+    with transaction(factory) as session:
+        for result in results:
+            metrics = {"demo": True, "trained_on": f"generated portraits, seed {seed}", **result.report.to_dict()}
+            record = register_model(session, settings.models_dir, result.spec, result.model, metrics=metrics,
+                                    is_demo=True)
+            click.echo(f"Registered and activated {record.label} (DEMO).")
+
+
+@main.command()
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--count", type=click.IntRange(1), default=200, show_default=True, help="How many portraits.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the generator.")
+def example(folder: Path, count: int, seed: int) -> None:
+    """Write generated example portraits (aligned 120x120 faces) into FOLDER to try the pipeline on."""
+    from annotator.portraits import write_portrait_folder
+
+    paths = write_portrait_folder(folder, count, seed=seed)
+    click.echo(f"Wrote {len(paths)} generated portraits to {folder}.")
+
+
+# --- db and worker ------------------------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+@user_errors
+def db_upgrade() -> None:
+    """Apply every pending migration to the configured database."""
+    from db.migrate import upgrade
+    from db.session import make_engine
+
+    settings = _settings()
+    if settings.database_url.startswith("sqlite"):
+        settings.home.mkdir(parents=True, exist_ok=True)
+    upgrade(make_engine(settings.database_url))
+    click.echo("Database is at the latest revision.")
+
+
+@main.command()
+@click.option("--queues", "-Q", default="annotate", show_default=True, help="Comma-separated queues to consume.")
+@click.option("--concurrency", "-c", type=click.IntRange(1), default=1, show_default=True,
+              help="Worker processes (each loads its own models).")
+@click.option("--loglevel", "-l", default="info", show_default=True)
+@user_errors
+def worker(queues: str, concurrency: int, loglevel: str) -> None:
+    """Start a Celery worker that annotates chunks (needs ANNOTATE_BROKER_URL)."""
+    settings = _settings()
+    if settings.eager:
+        raise click.ClickException("ANNOTATE_BROKER_URL is not set: without a broker, `submit` runs jobs itself.")
+    from worker.app import create_app
+
+    pool = "solo" if concurrency == 1 else "prefork"
+    create_app(settings).worker_main(
+        ["worker", f"--queues={queues}", f"--concurrency={concurrency}", f"--pool={pool}", f"--loglevel={loglevel}"]
+    )

@@ -1,0 +1,25 @@
+"""One rooted hierarchy of the errors a user can act on; the CLI turns them into one-line messages."""
+
+
+class AnnotateError(Exception):
+    """Base of every expected, user-facing failure."""
+
+
+class SourceError(AnnotateError):
+    """The submitted folder is missing, not a folder, or holds no images."""
+
+
+class NoActiveModelError(AnnotateError):
+    """A model of the chain has no active version in the store."""
+
+
+class ModelStoreError(AnnotateError):
+    """A stored model file is missing, changed since it was registered, or cannot be loaded."""
+
+
+class UnknownJobError(AnnotateError):
+    """A job id that is not in the database."""
+
+
+class UnknownVersionError(AnnotateError):
+    """A model version that is not in the store."""

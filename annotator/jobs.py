@@ -1,0 +1,116 @@
+"""Create a job from a folder: discover and hash images, skip finished work, split the rest into chunks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from annotator.errors import SourceError
+from annotator.images import discover
+from annotator.pipeline import ALIGNED, finish_job_if_complete
+from annotator.store import active_chain_versions
+from db.models import Face, Image, ImageStatus, Job, JobImage, Prediction
+from db.queries import insert_ignoring_conflicts
+
+# Keeps IN (...) lists under SQLite's bound-parameter limit.
+QUERY_BATCH = 500
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A recorded job and the chunks that still need a worker."""
+
+    job_id: int
+    total: int
+    skipped: int
+    failed: int
+    chunks: list[int]
+
+
+def batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """Consecutive slices of ``items`` of at most ``size``."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _image_ids(session: Session, found: Iterable) -> dict[str, int]:  # type: ignore[type-arg]
+    by_sha = {f.sha256: f for f in found}
+    for group in batched(list(by_sha.values()), QUERY_BATCH):
+        insert_ignoring_conflicts(
+            session, Image, [{"sha256": f.sha256, "path": str(f.path), "size": f.size, "format": f.format}
+                             for f in group]
+        )
+    ids: dict[str, int] = {}
+    for group in batched(list(by_sha), QUERY_BATCH):
+        ids.update(session.execute(select(Image.sha256, Image.id).where(Image.sha256.in_(group))).tuples())
+    return ids
+
+
+def already_annotated(session: Session, image_ids: Sequence[int], version_ids: Sequence[int]) -> set[int]:
+    """Ids of the images whose aligned face has a prediction from every one of ``version_ids``."""
+    done: set[int] = set()
+    for group in batched(list(image_ids), QUERY_BATCH):
+        query = (
+            select(Face.image_id)
+            .join(Prediction, Prediction.face_id == Face.id)
+            .where(Face.image_id.in_(group), Face.method == ALIGNED, Prediction.model_version_id.in_(version_ids))
+            .group_by(Face.image_id)
+            .having(func.count(func.distinct(Prediction.model_version_id)) == len(version_ids))
+        )
+        done.update(session.scalars(query))
+    return done
+
+
+def create_job(session: Session, source: Path, *, chunk_size: int) -> NewJob:
+    """Record a job for every image under ``source``; nothing runs yet."""
+    source = source.expanduser().resolve()
+    if not source.exists():
+        raise SourceError(f"Folder not found: {source}.")
+    if not source.is_dir():
+        raise SourceError(f"Not a folder: {source}. Submit the folder that holds the images.")
+    found, failures = discover(source)
+    if not found and not failures:
+        raise SourceError(f"No images found in {source} (looked in every sub-folder, by content).")
+    versions = active_chain_versions(session)
+    version_ids = [v.id for v in versions]
+
+    job = Job(source=str(source), face_mode=ALIGNED, chain=[v.name for v in versions],
+              model_version_ids=version_ids, chunk_size=chunk_size, total=len(found) + len(failures))
+    session.add(job)
+    session.flush()
+
+    image_ids = _image_ids(session, found)
+    finished = already_annotated(session, list(set(image_ids.values())), version_ids)
+    members: list[dict] = []
+    pending: list[dict] = []
+    seen: set[int] = set()
+    for item in found:
+        image_id = image_ids[item.sha256]
+        member = {"job_id": job.id, "image_id": image_id, "path": str(item.path), "chunk": None,
+                  "status": ImageStatus.SKIPPED.value, "reason": None, "detail": None}
+        if image_id in finished:
+            member["reason"], member["detail"] = "annotated", "already annotated by the same model versions"
+        elif image_id in seen:
+            member["reason"], member["detail"] = "duplicate", "same content as another file of this job"
+        else:
+            member["status"] = ImageStatus.PENDING.value
+            pending.append(member)
+        seen.add(image_id)
+        members.append(member)
+    for path, failure in failures:
+        members.append({"job_id": job.id, "image_id": None, "path": str(path), "chunk": None,
+                        "status": ImageStatus.FAILED.value, "reason": failure.reason.value, "detail": failure.detail})
+    for position, member in enumerate(pending):
+        member["chunk"] = position // chunk_size
+    job.chunks = (len(pending) + chunk_size - 1) // chunk_size
+    for group in batched(members, QUERY_BATCH):
+        session.execute(JobImage.__table__.insert(), list(group))
+    finish_job_if_complete(session, job.id)
+    skipped = sum(m["status"] == ImageStatus.SKIPPED.value for m in members)
+    return NewJob(job.id, job.total, skipped, len(failures), list(range(job.chunks)))

@@ -1,0 +1,123 @@
+"""The model store: versioned model files under ``ANNOTATE_HOME/models``, recorded in ``model_versions``."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from annotator.errors import ModelStoreError, NoActiveModelError, UnknownVersionError
+from annotator.specs import ModelSpec, chain_order
+from db.models import ModelVersion
+
+if TYPE_CHECKING:
+    import keras
+
+CHANNEL_ORDER_RGB = "RGB"
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def input_spec_of(spec: ModelSpec, channel_order: str = CHANNEL_ORDER_RGB) -> dict[str, Any]:
+    """What a stored model expects, recorded with its version."""
+    box = spec.crop
+    return {
+        "crop": [box.top, box.bottom, box.left, box.right],
+        "input_shape": list(spec.input_shape),
+        "output": spec.output.value,
+        "requires": list(spec.requires),
+        "channel_order": channel_order,
+        "scale": "0..1",
+    }
+
+
+def register_model(
+    session: Session,
+    models_dir: Path,
+    spec: ModelSpec,
+    model: keras.Model,
+    *,
+    metrics: dict[str, Any],
+    is_demo: bool = False,
+    activate: bool = True,
+) -> ModelVersion:
+    """Save ``model`` as the next version of ``spec`` and record it (optionally making it active)."""
+    version = (session.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.name == spec.name)) or 0) + 1
+    folder = models_dir / spec.name
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{spec.name}-v{version}.keras"
+    # Save under a temporary name first so a crash never leaves a half-written file at a registered path.
+    handle, temporary = tempfile.mkstemp(suffix=".keras", dir=folder)
+    os.close(handle)
+    model.save(temporary)
+    os.replace(temporary, target)
+    record = ModelVersion(
+        name=spec.name,
+        version=version,
+        path=str(target),
+        sha256=file_sha256(target),
+        input_spec=input_spec_of(spec),
+        metrics=metrics,
+        is_demo=is_demo,
+    )
+    session.add(record)
+    session.flush()
+    if activate:
+        activate_version(session, spec.name, version)
+    return record
+
+
+def list_versions(session: Session) -> list[ModelVersion]:
+    """Every stored version, by name then version."""
+    return list(session.scalars(select(ModelVersion).order_by(ModelVersion.name, ModelVersion.version)))
+
+
+def activate_version(session: Session, name: str, version: int) -> ModelVersion:
+    """Make ``name@version`` the one the chain runs; any other version of ``name`` becomes inactive."""
+    record = session.scalar(select(ModelVersion).where(ModelVersion.name == name, ModelVersion.version == version))
+    if record is None:
+        raise UnknownVersionError(f"No stored model {name}@{version}. See `annotate models list`.")
+    session.execute(update(ModelVersion).where(ModelVersion.name == name).values(active=False))
+    record.active = True
+    session.flush()
+    return record
+
+
+def active_chain_versions(session: Session) -> list[ModelVersion]:
+    """The active version of every model of the chain, in chain order."""
+    active = {mv.name: mv for mv in session.scalars(select(ModelVersion).where(ModelVersion.active.is_(True)))}
+    missing = [spec.name for spec in chain_order() if spec.name not in active]
+    if missing:
+        raise NoActiveModelError(
+            f"No active model for {', '.join(missing)}. Train the starter models with `annotate models demo` "
+            "or activate a stored version with `annotate models activate NAME VERSION`."
+        )
+    return [active[spec.name] for spec in chain_order()]
+
+
+def load_keras_model(record: ModelVersion) -> keras.Model:
+    """Load a stored version after checking its file is the one that was registered."""
+    path = Path(record.path)
+    if not path.exists():
+        raise ModelStoreError(f"The file of {record.label} is missing: {path}.")
+    if file_sha256(path) != record.sha256:
+        raise ModelStoreError(f"The file of {record.label} changed since it was registered: {path}.")
+    import keras
+
+    try:
+        # safe_mode refuses to deserialise arbitrary code (Lambda layers) from the file.
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:  # Keras raises many types for a bad file; all mean the same to the user.
+        raise ModelStoreError(f"Could not load {record.label} from {path}: {error}") from error

@@ -1,0 +1,174 @@
+"""Declarative SQLAlchemy 2 models of jobs, images, faces, predictions, labels and model versions."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, MetaData, String, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """Timezone-aware current time (stored as UTC)."""
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    """Base of every model; constraint names follow :data:`NAMING_CONVENTION`."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class JobStatus(str, enum.Enum):
+    """Life cycle of a job."""
+
+    RUNNING = "running"
+    FINISHED = "finished"
+
+
+class ImageStatus(str, enum.Enum):
+    """Per-image outcome inside a job."""
+
+    PENDING = "pending"
+    DONE = "done"
+    SKIPPED = "skipped"  # already annotated by the same model versions
+    FAILED = "failed"
+
+
+class Job(Base):
+    """One submitted folder."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(4096))
+    face_mode: Mapped[str] = mapped_column(String(16))
+    chain: Mapped[list[str]] = mapped_column(JSON)
+    model_version_ids: Mapped[list[int]] = mapped_column(JSON)
+    chunk_size: Mapped[int]
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.RUNNING.value)
+    total: Mapped[int] = mapped_column(default=0)
+    chunks: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+    members: Mapped[list[JobImage]] = relationship(back_populates="job", cascade="all, delete-orphan")
+
+
+class Image(Base):
+    """Distinct image content, keyed by SHA-256; the same bytes are stored once."""
+
+    __tablename__ = "images"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    path: Mapped[str] = mapped_column(String(4096))
+    size: Mapped[int] = mapped_column(BigInteger)
+    format: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    faces: Mapped[list[Face]] = relationship(back_populates="image")
+
+
+class JobImage(Base):
+    """An image's membership in a job: its chunk, status and failure reason."""
+
+    __tablename__ = "job_images"
+    __table_args__ = (
+        UniqueConstraint("job_id", "path"),
+        Index("ix_job_images_job_id_chunk", "job_id", "chunk"),
+        Index("ix_job_images_job_id_status", "job_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    image_id: Mapped[int | None] = mapped_column(ForeignKey("images.id"))
+    path: Mapped[str] = mapped_column(String(4096))
+    chunk: Mapped[int | None]
+    status: Mapped[str] = mapped_column(String(16), default=ImageStatus.PENDING.value)
+    reason: Mapped[str | None] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(String(1024))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    job: Mapped[Job] = relationship(back_populates="members")
+    image: Mapped[Image | None] = relationship()
+
+
+class Face(Base):
+    """A face of an image; an aligned portrait has one face, index 0, covering the whole image."""
+
+    __tablename__ = "faces"
+    __table_args__ = (UniqueConstraint("image_id", "method", "index"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+    method: Mapped[str] = mapped_column(String(16))  # "aligned" or a detector's name
+    index: Mapped[int]
+    box: Mapped[list[float] | None] = mapped_column(JSON)  # [left, top, right, bottom] in source pixels
+    landmarks: Mapped[list[list[float]] | None] = mapped_column(JSON)
+    score: Mapped[float | None]
+
+    image: Mapped[Image] = relationship(back_populates="faces")
+
+
+class ModelVersion(Base):
+    """One stored model file of a registered spec."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), index=True)
+    version: Mapped[int]
+    path: Mapped[str] = mapped_column(String(4096))
+    sha256: Mapped[str] = mapped_column(String(64))
+    input_spec: Mapped[dict[str, Any]]
+    metrics: Mapped[dict[str, Any]]
+    is_demo: Mapped[bool] = mapped_column(default=False)
+    active: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def label(self) -> str:
+        """``name@version``, how versions are named to users and in exports."""
+        return f"{self.name}@{self.version}"
+
+
+class Prediction(Base):
+    """One model output for one face; unique per (face, attribute, model version) so retries cannot duplicate."""
+
+    __tablename__ = "predictions"
+    __table_args__ = (UniqueConstraint("face_id", "attribute", "model_version_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    face_id: Mapped[int] = mapped_column(ForeignKey("faces.id", ondelete="CASCADE"))
+    attribute: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float]
+    extra: Mapped[dict[str, Any] | None]
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Label(Base):
+    """A human or imported correction; labels win over predictions on export."""
+
+    __tablename__ = "labels"
+    __table_args__ = (UniqueConstraint("face_id", "attribute", "source"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    face_id: Mapped[int] = mapped_column(ForeignKey("faces.id", ondelete="CASCADE"))
+    attribute: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float]
+    source: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

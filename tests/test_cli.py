@@ -1,0 +1,71 @@
+import csv
+import io
+import os
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from annotator.cli import main
+from annotator.export import CONDITION_DATA_COLUMNS, csv_columns
+from tests.conftest import write_faces
+
+
+def invoke(*args):
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result
+
+
+def test_submit_status_and_export(settings, untrained_chain, tmp_path):
+    write_faces(tmp_path / "photos", 7)
+    (tmp_path / "photos" / "broken.jpg").write_text("not a jpeg")
+    result = invoke("submit", str(tmp_path / "photos"), "--wait", "--chunk-size", "3")
+    assert result.exit_code == 0, result.output
+    assert "done 7" in result.output and "failed 1" in result.output
+    assert "not_an_image" in result.output
+
+    status = invoke("status", "1")
+    assert "finished" in status.output and "broken.jpg" in status.output
+
+    exported = invoke("export", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(exported.output)))
+    assert len(rows) == 7
+    assert list(rows[0]) == csv_columns()
+    for row in rows:
+        assert abs(float(row["male_prob"]) + float(row["female_prob"]) - 1.0) < 1e-5
+        assert all(0.0 <= float(row[name]) <= 1.0 for name in ("eyes", "mouth", "background_mean"))
+        assert row["gender_version"] == "gender@1"
+
+    out = tmp_path / "condition.csv"
+    assert invoke("export", "--format", "condition-data", "-o", str(out)).exit_code == 0
+    lines = out.read_text().splitlines()
+    assert lines[0].split(",") == CONDITION_DATA_COLUMNS and len(lines) == 8
+
+
+def test_resubmit_says_nothing_to_do(settings, untrained_chain, tmp_path):
+    write_faces(tmp_path / "photos", 3)
+    invoke("submit", str(tmp_path / "photos"))
+    result = invoke("submit", str(tmp_path / "photos"))
+    assert "Nothing to annotate" in result.output and "skipped 3" in result.output
+
+
+def test_bad_input_is_a_message_not_a_traceback(settings, untrained_chain, tmp_path):
+    result = invoke("submit", str(tmp_path / "nowhere"))
+    assert result.exit_code == 1
+    assert "Folder not found" in result.output and "Traceback" not in result.output
+    assert invoke("status", "99").exit_code == 1
+    assert "No stored model eyes@9" in invoke("models", "activate", "eyes", "9").output
+
+
+def test_models_list_marks_active_versions(settings, untrained_chain):
+    output = invoke("models", "list").output
+    assert "* gender@1" in output and "* background_mean@1" in output
+
+
+def test_help_runs_as_a_real_command_without_heavy_imports(settings):
+    result = subprocess.run(["annotate", "--help"], capture_output=True, text=True, env=os.environ, timeout=60)
+    assert result.returncode == 0 and "submit" in result.stdout
+    probe = ("import sys; from annotator.cli import main; "
+             "print(sorted(m for m in ('tensorflow', 'keras', 'celery', 'sqlalchemy') if m in sys.modules))")
+    imported = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert imported.stdout.strip() == "[]"

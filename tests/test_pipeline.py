@@ -1,0 +1,115 @@
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from annotator.errors import NoActiveModelError, SourceError
+from annotator.jobs import create_job
+from annotator.pipeline import process_chunk
+from db.models import Face, ImageStatus, Job, JobImage, Prediction
+from db.session import transaction
+from tests.conftest import write_faces
+
+
+def run_job(factory, settings, folder, chunk_size=4):
+    with transaction(factory) as session:
+        job = create_job(session, folder, chunk_size=chunk_size)
+    for chunk in job.chunks:
+        process_chunk(factory, settings, job.job_id, chunk)
+    return job
+
+
+def statuses(factory, job_id):
+    with factory() as session:
+        rows = session.execute(select(JobImage.status, func.count()).where(JobImage.job_id == job_id)
+                               .group_by(JobImage.status))
+        return dict(rows.tuples())
+
+
+def test_a_job_annotates_every_image_with_every_model(factory, settings, untrained_chain, tmp_path):
+    write_faces(tmp_path / "photos", 10)
+    job = run_job(factory, settings, tmp_path / "photos")
+    assert job.chunks == [0, 1, 2]
+    assert statuses(factory, job.job_id) == {ImageStatus.DONE.value: 10}
+    with factory() as session:
+        assert session.get(Job, job.job_id).status == "finished"
+        predictions = session.scalars(select(Prediction)).all()
+    assert len(predictions) == 10 * 4
+    assert {p.model_version_id for p in predictions} == set(untrained_chain)
+    for p in predictions:
+        assert 0.0 <= p.value <= 1.0
+        if p.attribute == "gender":
+            assert p.extra["male_prob"] + p.extra["female_prob"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_a_redelivered_chunk_writes_nothing_twice(factory, settings, untrained_chain, tmp_path):
+    write_faces(tmp_path / "photos", 6)
+    job = run_job(factory, settings, tmp_path / "photos")
+    with transaction(factory) as session:  # as if the worker died after writing but before acking
+        session.execute(JobImage.__table__.update().values(status=ImageStatus.PENDING.value))
+        session.execute(Job.__table__.update().values(status="running"))
+    for chunk in job.chunks:
+        process_chunk(factory, settings, job.job_id, chunk)
+    with factory() as session:
+        assert session.scalar(select(func.count()).select_from(Prediction)) == 6 * 4
+        assert session.scalar(select(func.count()).select_from(Face)) == 6
+        assert session.get(Job, job.job_id).status == "finished"
+
+
+def test_batched_results_equal_one_image_at_a_time(factory, settings, untrained_chain, tmp_path):
+    from annotator.chain import load_chain, run_chain
+    from annotator.store import active_chain_versions
+
+    faces = np.random.default_rng(1).random((5, 120, 120, 3), dtype=np.float32)
+    with factory() as session:
+        chain = load_chain(active_chain_versions(session))
+    batch = run_chain(chain, faces)
+    for i in range(5):
+        single = run_chain(chain, faces[i : i + 1])
+        for name, values in batch.items():
+            assert np.allclose(values[i], single[name][0], atol=1e-5)
+
+
+def test_resubmitting_an_unchanged_folder_does_no_model_work(factory, settings, untrained_chain, tmp_path):
+    write_faces(tmp_path / "photos", 5)
+    run_job(factory, settings, tmp_path / "photos")
+    with transaction(factory) as session:
+        again = create_job(session, tmp_path / "photos", chunk_size=4)
+    assert again.chunks == [] and again.skipped == 5
+    with factory() as session:
+        assert session.get(Job, again.job_id).status == "finished"
+
+
+def test_duplicate_content_is_annotated_once(factory, settings, untrained_chain, tmp_path):
+    paths = write_faces(tmp_path / "photos", 2)
+    (tmp_path / "photos" / "copy.png").write_bytes(paths[0].read_bytes())
+    job = run_job(factory, settings, tmp_path / "photos")
+    assert statuses(factory, job.job_id) == {ImageStatus.DONE.value: 2, ImageStatus.SKIPPED.value: 1}
+
+
+def test_broken_files_get_reason_codes_and_never_fail_their_chunk(factory, settings, untrained_chain, tmp_path):
+    folder = tmp_path / "photos"
+    paths = write_faces(folder, 3)
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "truncated.png").write_bytes(paths[0].read_bytes()[:200])
+    job = run_job(factory, settings, folder, chunk_size=2)
+    with factory() as session:
+        failed = dict(session.execute(select(JobImage.path, JobImage.reason)
+                                      .where(JobImage.status == ImageStatus.FAILED.value)).tuples())
+    assert failed == {str(folder / "empty.jpg"): "not_an_image", str(folder / "truncated.png"): "truncated"}
+    assert statuses(factory, job.job_id)[ImageStatus.DONE.value] == 3
+
+
+def test_missing_and_empty_folders_are_errors(factory, settings, untrained_chain, tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no images here")
+    with transaction(factory) as session:
+        with pytest.raises(SourceError, match="Folder not found"):
+            create_job(session, tmp_path / "missing", chunk_size=4)
+        with pytest.raises(SourceError, match="No images found"):
+            create_job(session, tmp_path / "empty", chunk_size=4)
+
+
+def test_submitting_without_models_says_how_to_get_them(factory, settings, tmp_path):
+    write_faces(tmp_path / "photos", 1)
+    with transaction(factory) as session, pytest.raises(NoActiveModelError, match="annotate models demo"):
+        create_job(session, tmp_path / "photos", chunk_size=4)

@@ -1,0 +1,45 @@
+"""Build the Celery app from :class:`~annotator.settings.Settings` with delivery settings safe for TensorFlow."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from celery import Celery
+
+from annotator.settings import Settings
+
+GPU_QUEUE = "gpu"
+DEFAULT_QUEUE = "annotate"
+# Redis redelivers an unacknowledged task after this long; it must exceed the slowest chunk.
+VISIBILITY_TIMEOUT_SECONDS = 6 * 60 * 60
+
+
+def create_app(settings: Settings) -> Celery:
+    """A Celery app: eager (in-process) without a broker, at-least-once JSON delivery with one."""
+    app = Celery("annotate", set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue=DEFAULT_QUEUE,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS},
+    )
+    if settings.eager:
+        app.conf.update(task_always_eager=True, task_eager_propagates=True, broker_url="memory://")
+    else:
+        app.conf.broker_url = settings.broker_url
+    from worker.tasks import register_tasks
+
+    register_tasks(app)
+    return app
+
+
+@lru_cache(maxsize=1)
+def default_app() -> Celery:
+    """The app configured from the environment (what ``celery -A worker`` and ``annotate worker`` run)."""
+    return create_app(Settings.from_env())

@@ -1,0 +1,30 @@
+"""Tasks: open the process context, call the plain function, retry what is transient."""
+
+from __future__ import annotations
+
+from celery import Celery
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from annotator.pipeline import process_chunk
+
+MAX_RETRIES = 8
+
+
+def annotate_chunk(job_id: int, chunk: int) -> dict[str, int]:
+    """Annotate one chunk of a job (ids only on the wire; everything else is re-read)."""
+    from worker.context import get_context
+
+    context = get_context()
+    outcome = process_chunk(context.factory, context.settings, job_id, chunk)
+    return {"done": outcome.done, "failed": outcome.failed}
+
+
+def register_tasks(app: Celery) -> None:
+    """Register the tasks on ``app``; a lost connection to the database is retried with backoff."""
+    app.task(
+        name="annotate.chunk",
+        autoretry_for=(OperationalError, InterfaceError),
+        retry_backoff=True,
+        retry_backoff_max=60,
+        max_retries=MAX_RETRIES,
+    )(annotate_chunk)

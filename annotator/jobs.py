@@ -48,7 +48,8 @@ def _image_ids(session: Session, found: Iterable) -> dict[str, int]:  # type: ig
         )
     ids: dict[str, int] = {}
     for group in batched(list(by_sha), QUERY_BATCH):
-        ids.update(session.execute(select(Image.sha256, Image.id).where(Image.sha256.in_(group))).tuples())
+        ids.update((sha, image_id) for sha, image_id in session.execute(
+            select(Image.sha256, Image.id).where(Image.sha256.in_(group))))
     return ids
 
 

@@ -65,7 +65,7 @@ def _face_ids(session: Session, image_ids: list[int]) -> dict[int, int]:
     rows = session.execute(
         select(Face.image_id, Face.id).where(Face.image_id.in_(image_ids), Face.method == ALIGNED, Face.index == 0)
     )
-    return dict(rows.tuples())
+    return {image_id: face_id for image_id, face_id in rows}
 
 
 def _prediction_rows(chain, outputs: dict[str, np.ndarray], face_ids: list[int]) -> list[dict]:  # type: ignore[no-untyped-def]

@@ -48,11 +48,8 @@ class FailedImage:
 
 
 def _summary(session: Session, job: Job) -> JobSummary:
-    counts = dict(
-        session.execute(
-            select(JobImage.status, func.count()).where(JobImage.job_id == job.id).group_by(JobImage.status)
-        ).tuples()
-    )
+    query = select(JobImage.status, func.count()).where(JobImage.job_id == job.id).group_by(JobImage.status)
+    counts = {status: count for status, count in session.execute(query)}
     return JobSummary(
         id=job.id, source=job.source, status=job.status, face_mode=job.face_mode, total=job.total,
         done=counts.get(ImageStatus.DONE.value, 0), skipped=counts.get(ImageStatus.SKIPPED.value, 0),

@@ -22,7 +22,7 @@ def statuses(factory, job_id):
     with factory() as session:
         rows = session.execute(select(JobImage.status, func.count()).where(JobImage.job_id == job_id)
                                .group_by(JobImage.status))
-        return dict(rows.tuples())
+        return {status: count for status, count in rows}
 
 
 def test_a_job_annotates_every_image_with_every_model(factory, settings, untrained_chain, tmp_path):
@@ -93,8 +93,8 @@ def test_broken_files_get_reason_codes_and_never_fail_their_chunk(factory, setti
     (folder / "truncated.png").write_bytes(paths[0].read_bytes()[:200])
     job = run_job(factory, settings, folder, chunk_size=2)
     with factory() as session:
-        failed = dict(session.execute(select(JobImage.path, JobImage.reason)
-                                      .where(JobImage.status == ImageStatus.FAILED.value)).tuples())
+        rows = session.execute(select(JobImage.path, JobImage.reason).where(JobImage.status == ImageStatus.FAILED.value))
+        failed = {path: reason for path, reason in rows}
     assert failed == {str(folder / "empty.jpg"): "not_an_image", str(folder / "truncated.png"): "truncated"}
     assert statuses(factory, job.job_id)[ImageStatus.DONE.value] == 3
 

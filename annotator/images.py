@@ -1,0 +1,212 @@
+"""Find, hash and decode images; every problem becomes a reason code, never an exception to the caller."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+FACE_SIZE = 120
+MAX_IMAGE_PIXELS = 40_000_000
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
+_SNIFF_BYTES = 16
+
+
+class ReasonCode(str, enum.Enum):
+    """Why an image could not be annotated."""
+
+    NOT_AN_IMAGE = "not_an_image"
+    DECODE_ERROR = "decode_error"
+    TRUNCATED = "truncated"
+    TOO_LARGE = "too_large"
+    UNREADABLE = "unreadable"
+
+
+@dataclass(frozen=True)
+class FoundImage:
+    """A file whose content is an image."""
+
+    path: Path
+    sha256: str
+    size: int
+    format: str | None
+
+
+@dataclass(frozen=True)
+class DecodeFailure:
+    """A reason code with one readable sentence."""
+
+    reason: ReasonCode
+    detail: str
+
+
+class DecodeError(Exception):
+    """An image that cannot be turned into a face array."""
+
+    def __init__(self, failure: DecodeFailure) -> None:
+        super().__init__(failure.detail)
+        self.failure = failure
+
+
+def sniff_format(head: bytes) -> str | None:
+    """The image format named by a file's first bytes, or None."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if head.startswith(b"BM"):
+        return "BMP"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "TIFF"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    if len(head) >= 3 and head[0:1] == b"P" and head[1:2] in b"23456" and head[2:3].isspace():
+        return "PPM"
+    return None
+
+
+def hash_file(path: Path) -> tuple[str, int, str | None]:
+    """(SHA-256 hex, size in bytes, sniffed format) of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    size = 0
+    head = b""
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            if not head:
+                head = block[:_SNIFF_BYTES]
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size, sniff_format(head)
+
+
+def iter_files(root: Path) -> Iterator[Path]:
+    """Every non-hidden file below ``root`` in a stable order; symlinked folders are not followed."""
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith("."):
+                yield Path(folder) / name
+
+
+def discover(root: Path) -> tuple[list[FoundImage], list[tuple[Path, DecodeFailure]]]:
+    """Images under ``root`` (by content), and files named like images that are not or cannot be read."""
+    found: list[FoundImage] = []
+    failures: list[tuple[Path, DecodeFailure]] = []
+    for path in iter_files(root):
+        looks_like_image = path.suffix.lower() in IMAGE_SUFFIXES
+        try:
+            sha256, size, fmt = hash_file(path)
+        except OSError as error:
+            if looks_like_image:
+                failures.append((path, DecodeFailure(ReasonCode.UNREADABLE, f"cannot read the file: {error.strerror or error}")))
+            continue
+        if fmt is not None:
+            found.append(FoundImage(path, sha256, size, fmt))
+        elif looks_like_image:
+            what = "the file is empty" if size == 0 else "its content is not a known image format"
+            failures.append((path, DecodeFailure(ReasonCode.NOT_AN_IMAGE, f"named like an image but {what}")))
+    return found, failures
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    # 16-bit and float greyscale must be rescaled: Pillow's own convert("RGB") clips them to 255.
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        pixels = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or pixels.max(initial=0) > 255 else 255.0
+        grey = np.clip(pixels / top * 255.0, 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA"):
+        # Transparent pixels become black: the models saw opaque photos, and black is what most exporters use.
+        background = Image.new("RGB", image.size, (0, 0, 0))
+        background.paste(image.convert("RGBA"), mask=image.convert("RGBA").getchannel("A"))
+        return background
+    return image.convert("RGB")
+
+
+def _oriented(image: Image.Image) -> Image.Image:
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:  # a broken EXIF block must not lose the picture; use it as stored
+        return image
+
+
+def _decode(path: Path, size: int, max_pixels: int) -> np.ndarray:
+    try:
+        handle = path.open("rb")
+    except OSError as error:
+        raise DecodeError(DecodeFailure(ReasonCode.UNREADABLE, f"cannot read the file: {error.strerror or error}"))
+    with handle, warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(handle)
+            width, height = image.size
+            if width * height > max_pixels:
+                raise DecodeError(DecodeFailure(
+                    ReasonCode.TOO_LARGE,
+                    f"image is {width}x{height} = {width * height:,} pixels, over the {max_pixels:,} limit"))
+            if image.format == "JPEG":
+                image.draft("RGB", (size, size))  # decode at a reduced scale: about twice as fast
+            image.load()
+        except DecodeError:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+            raise DecodeError(DecodeFailure(ReasonCode.TOO_LARGE, str(error))) from None
+        except UnidentifiedImageError:
+            raise DecodeError(DecodeFailure(ReasonCode.NOT_AN_IMAGE, "Pillow cannot identify the image format")) from None
+        except OSError as error:
+            message = str(error)
+            if "truncated" in message or "broken data stream" in message or "end of file" in message.lower():
+                raise DecodeError(DecodeFailure(ReasonCode.TRUNCATED, f"the file ends early ({message})")) from None
+            raise DecodeError(DecodeFailure(ReasonCode.DECODE_ERROR, f"corrupt image data ({message})")) from None
+        except (SyntaxError, ValueError, TypeError, EOFError, IndexError, struct_error()) as error:
+            raise DecodeError(DecodeFailure(ReasonCode.DECODE_ERROR, f"corrupt image data ({error})")) from None
+        rgb = _to_rgb(_oriented(image)).resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    return np.asarray(rgb, dtype=np.float32) / 255.0
+
+
+def struct_error() -> type[Exception]:
+    """``struct.error``, raised by some Pillow plugins on short headers."""
+    import struct
+
+    return struct.error
+
+
+def decode_face(path: Path, *, size: int = FACE_SIZE, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+    """Decode an image into a (size, size, 3) float32 RGB array in 0..1, or raise :class:`DecodeError`."""
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        raise RuntimeError("ImageFile.LOAD_TRUNCATED_IMAGES is set; truncated files would pass as images.")
+    try:
+        return _decode(path, size, max_pixels)
+    except DecodeError:
+        raise
+    except MemoryError:
+        raise DecodeError(DecodeFailure(ReasonCode.TOO_LARGE, "not enough memory to decode the image")) from None
+    except Exception as error:  # any other Pillow failure is still a broken file, never a failed chunk
+        raise DecodeError(DecodeFailure(ReasonCode.DECODE_ERROR, f"{type(error).__name__}: {error}")) from None
+
+
+def decode_batch(paths: Sequence[Path], *, size: int = FACE_SIZE, max_pixels: int = MAX_IMAGE_PIXELS
+                 ) -> tuple[np.ndarray, list[int], list[tuple[int, DecodeFailure]]]:
+    """Decode many images: (stacked faces, indices that decoded, (index, failure) for the rest)."""
+    faces: list[np.ndarray] = []
+    ok: list[int] = []
+    failures: list[tuple[int, DecodeFailure]] = []
+    for index, path in enumerate(paths):
+        try:
+            faces.append(decode_face(path, size=size, max_pixels=max_pixels))
+            ok.append(index)
+        except DecodeError as error:
+            failures.append((index, error.failure))
+    stacked = np.stack(faces) if faces else np.zeros((0, size, size, 3), np.float32)
+    return stacked, ok, failures

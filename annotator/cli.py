@@ -85,18 +85,25 @@ def submit(folder: Path, wait: bool, chunk_size: int | None) -> None:
         click.echo("Nothing to annotate: every image is already annotated by the active model versions.")
         _print_summary(factory, job.job_id)
         return
-    from worker.app import create_app
-
-    task = create_app(settings).tasks["annotate.chunk"]
-    if settings.eager:
-        _run_inline(factory, job.job_id, job.chunks, task, show_bar=wait)
-    else:
-        for chunk in job.chunks:
-            task.delay(job.job_id, chunk)
+    _send_chunks(settings, factory, job.job_id, job.chunks, show_bar=wait)
+    if not settings.eager:
         click.echo(f"Queued {len(job.chunks)} chunks on {settings.broker_url}.")
         if wait:
             _wait_for(factory, job.job_id)
     _print_summary(factory, job.job_id)
+
+
+def _send_chunks(settings: Settings, factory: sessionmaker[Session], job_id: int, chunks: list[int],
+                 show_bar: bool) -> None:
+    """Send one task per chunk; without a broker they run here, one by one."""
+    from worker.app import create_app
+
+    task = create_app(settings).tasks["annotate.chunk"]
+    if settings.eager:
+        _run_inline(factory, job_id, chunks, task, show_bar)
+        return
+    for chunk in chunks:
+        task.delay(job_id, chunk)
 
 
 def _progress_bar(total: int):  # type: ignore[no-untyped-def]
@@ -159,13 +166,18 @@ def _format_summary(summary: JobSummary) -> str:
             f"pending {summary.pending:<6} {summary.elapsed_seconds:7.1f}s  {summary.source}")
 
 
-def _print_summary(factory: sessionmaker[Session], job_id: int) -> None:
+def _print_summary(factory: sessionmaker[Session], job_id: int, stall_seconds: int | None = None) -> None:
+    from annotator.operations import stalled_chunks
     from annotator.report import failed_images, job_summary
 
     with factory() as session:
         summary = job_summary(session, job_id)
         failures = failed_images(session, job_id)
+        stalled = stalled_chunks(session, job_id, stall_seconds) if stall_seconds is not None else []
     click.echo(_format_summary(summary))
+    for chunk in stalled:
+        click.echo(f"  stalled chunk {chunk.chunk}: taken by {chunk.worker} at {chunk.started_at:%H:%M:%S}, "
+                   f"attempt {chunk.attempts}; `annotate jobs retry {job_id}` queues it again")
     for failure in failures:
         click.echo(f"  failed  {failure.reason:<13} {failure.path}: {failure.detail}")
 
@@ -180,10 +192,11 @@ def status(job_id: int | None, watch: bool, interval: float) -> None:
     """Show jobs with their counts and timings; with JOB_ID, also its failed images and reason codes."""
     from annotator.report import recent_jobs
 
-    factory = _database(_settings())
+    settings = _settings()
+    factory = _database(settings)
     while True:
         if job_id is not None:
-            _print_summary(factory, job_id)
+            _print_summary(factory, job_id, settings.stall_seconds)
             with factory() as session:
                 running = recent_jobs(session, limit=1) and _job_running(session, job_id)
         else:
@@ -204,6 +217,47 @@ def _job_running(session: Session, job_id: int) -> bool:
     from annotator.report import job_summary
 
     return job_summary(session, job_id).status == "running"
+
+
+# --- jobs ---------------------------------------------------------------------------------------------------
+
+
+@main.group()
+def jobs() -> None:
+    """Operate jobs: cancel them, or queue their failed and stalled chunks again."""
+
+
+@jobs.command("cancel")
+@click.argument("job_id", type=int)
+@user_errors
+def jobs_cancel(job_id: int) -> None:
+    """Cancel a running job; chunks not yet started do nothing when a worker takes them."""
+    from annotator.operations import cancel_job
+    from db.session import transaction
+
+    with transaction(_database(_settings())) as session:
+        skipped = cancel_job(session, job_id)
+    click.echo(f"Cancelled job {job_id}: {skipped} pending images will not be annotated.")
+
+
+@jobs.command("retry")
+@click.argument("job_id", type=int)
+@user_errors
+def jobs_retry(job_id: int) -> None:
+    """Queue again the chunks of a job that have failed images or whose worker stalled."""
+    from annotator.operations import chunks_to_retry
+    from db.session import transaction
+
+    settings = _settings()
+    factory = _database(settings)
+    with transaction(factory) as session:
+        chunks = chunks_to_retry(session, job_id, settings.stall_seconds)
+    if not chunks:
+        click.echo(f"Job {job_id} has no failed or stalled chunks.")
+        return
+    _send_chunks(settings, factory, job_id, chunks, show_bar=False)
+    click.echo(f"Queued {len(chunks)} chunks of job {job_id} again.")
+    _print_summary(factory, job_id)
 
 
 # --- export -------------------------------------------------------------------------------------------------

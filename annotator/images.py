@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import io
 import os
 import warnings
 from collections.abc import Iterator, Sequence
@@ -27,6 +28,7 @@ class ReasonCode(str, enum.Enum):
     TRUNCATED = "truncated"
     TOO_LARGE = "too_large"
     UNREADABLE = "unreadable"
+    CHANGED = "changed"
 
 
 @dataclass(frozen=True)
@@ -141,12 +143,19 @@ def _oriented(image: Image.Image) -> Image.Image:
         return image
 
 
-def _decode(path: Path, size: int, max_pixels: int) -> np.ndarray:
+def _read(path: Path, expected_sha256: str | None) -> bytes:
     try:
-        handle = path.open("rb")
+        data = path.read_bytes()
     except OSError as error:
         raise DecodeError(DecodeFailure(ReasonCode.UNREADABLE, f"cannot read the file: {error.strerror or error}"))
-    with handle, warnings.catch_warnings():
+    if expected_sha256 is not None and hashlib.sha256(data).hexdigest() != expected_sha256:
+        raise DecodeError(DecodeFailure(
+            ReasonCode.CHANGED, "the file changed since it was submitted; submit the folder again to annotate it"))
+    return data
+
+
+def _decode(data: bytes, size: int, max_pixels: int) -> np.ndarray:
+    with io.BytesIO(data) as handle, warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             image = Image.open(handle)
@@ -182,12 +191,17 @@ def struct_error() -> type[Exception]:
     return struct.error
 
 
-def decode_face(path: Path, *, size: int = FACE_SIZE, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
-    """Decode an image into a (size, size, 3) float32 RGB array in 0..1, or raise :class:`DecodeError`."""
+def decode_face(path: Path, *, size: int = FACE_SIZE, max_pixels: int = MAX_IMAGE_PIXELS,
+                expected_sha256: str | None = None) -> np.ndarray:
+    """Decode an image into a (size, size, 3) float32 RGB array in 0..1, or raise :class:`DecodeError`.
+
+    With ``expected_sha256``, the bytes read must be the ones that were hashed when the job was submitted,
+    so every prediction belongs to the content it is recorded under.
+    """
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         raise RuntimeError("ImageFile.LOAD_TRUNCATED_IMAGES is set; truncated files would pass as images.")
     try:
-        return _decode(path, size, max_pixels)
+        return _decode(_read(path, expected_sha256), size, max_pixels)
     except DecodeError:
         raise
     except MemoryError:
@@ -196,15 +210,17 @@ def decode_face(path: Path, *, size: int = FACE_SIZE, max_pixels: int = MAX_IMAG
         raise DecodeError(DecodeFailure(ReasonCode.DECODE_ERROR, f"{type(error).__name__}: {error}")) from None
 
 
-def decode_batch(paths: Sequence[Path], *, size: int = FACE_SIZE, max_pixels: int = MAX_IMAGE_PIXELS
+def decode_batch(paths: Sequence[Path], *, size: int = FACE_SIZE, max_pixels: int = MAX_IMAGE_PIXELS,
+                 expected_sha256: Sequence[str] | None = None
                  ) -> tuple[np.ndarray, list[int], list[tuple[int, DecodeFailure]]]:
     """Decode many images: (stacked faces, indices that decoded, (index, failure) for the rest)."""
     faces: list[np.ndarray] = []
     ok: list[int] = []
     failures: list[tuple[int, DecodeFailure]] = []
     for index, path in enumerate(paths):
+        expected = expected_sha256[index] if expected_sha256 is not None else None
         try:
-            faces.append(decode_face(path, size=size, max_pixels=max_pixels))
+            faces.append(decode_face(path, size=size, max_pixels=max_pixels, expected_sha256=expected))
             ok.append(index)
         except DecodeError as error:
             failures.append((index, error.failure))

@@ -14,7 +14,7 @@ from annotator.errors import SourceError
 from annotator.images import discover
 from annotator.pipeline import ALIGNED, finish_job_if_complete
 from annotator.store import active_chain_versions
-from db.models import Face, Image, ImageStatus, Job, JobImage, Prediction
+from db.models import Face, Image, ImageStatus, Job, JobChunk, JobImage, Prediction
 from db.queries import insert_ignoring_conflicts
 
 # Keeps IN (...) lists under SQLite's bound-parameter limit.
@@ -112,6 +112,9 @@ def create_job(session: Session, source: Path, *, chunk_size: int) -> NewJob:
     job.chunks = (len(pending) + chunk_size - 1) // chunk_size
     for group in batched(members, QUERY_BATCH):
         session.execute(JobImage.__table__.insert(), list(group))
+    if job.chunks:
+        session.execute(JobChunk.__table__.insert(), [{"job_id": job.id, "chunk": c, "status": "queued", "attempts": 0}
+                                                      for c in range(job.chunks)])
     finish_job_if_complete(session, job.id)
     skipped = sum(m["status"] == ImageStatus.SKIPPED.value for m in members)
     return NewJob(job.id, job.total, skipped, len(failures), list(range(job.chunks)))

@@ -7,6 +7,8 @@ redelivered chunk neither duplicates nor loses work.
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +20,9 @@ from annotator.chain import load_chain, run_chain
 from annotator.images import decode_batch
 from annotator.specs import OutputKind
 from annotator.settings import Settings
-from db.models import Face, ImageStatus, Job, JobImage, JobStatus, ModelVersion, Prediction, utcnow
+from db.models import (
+    ChunkStatus, Face, Image, ImageStatus, Job, JobChunk, JobImage, JobStatus, ModelVersion, Prediction, utcnow,
+)
 from db.queries import insert_ignoring_conflicts
 from db.session import transaction
 
@@ -40,11 +44,12 @@ class _Member:
     id: int
     image_id: int
     path: str
+    sha256: str
 
 
 def _pending_members(session: Session, job_id: int, chunk: int) -> list[_Member]:
     rows = session.execute(
-        select(JobImage.id, JobImage.image_id, JobImage.path).where(
+        select(JobImage.id, JobImage.image_id, JobImage.path, Image.sha256).join(Image).where(
             JobImage.job_id == job_id, JobImage.chunk == chunk, JobImage.status == ImageStatus.PENDING.value
         ).order_by(JobImage.id)
     )
@@ -110,17 +115,46 @@ def finish_job_if_complete(session: Session, job_id: int) -> bool:
     return result.rowcount == 1
 
 
+def _chunk_filter(job_id: int, chunk: int):  # type: ignore[no-untyped-def]
+    return (JobChunk.job_id == job_id, JobChunk.chunk == chunk)
+
+
+def _start_chunk(session: Session, job_id: int, chunk: int) -> bool:
+    """Record that this process took the chunk; False when the job was cancelled."""
+    if session.scalar(select(Job.status).where(Job.id == job_id)) == JobStatus.CANCELLED.value:
+        return False
+    session.execute(
+        update(JobChunk).where(*_chunk_filter(job_id, chunk)).values(
+            status=ChunkStatus.RUNNING.value, attempts=JobChunk.attempts + 1, started_at=utcnow(),
+            worker=f"{socket.gethostname()}:{os.getpid()}",
+        )
+    )
+    return True
+
+
+def _finish_chunk(session: Session, job_id: int, chunk: int) -> None:
+    session.execute(update(JobChunk).where(*_chunk_filter(job_id, chunk))
+                    .values(status=ChunkStatus.DONE.value, finished_at=utcnow()))
+    finish_job_if_complete(session, job_id)
+
+
 def process_chunk(factory: sessionmaker[Session], settings: Settings, job_id: int, chunk: int) -> ChunkOutcome:
     """Annotate the pending images of chunk ``chunk`` of job ``job_id``."""
+    with transaction(factory) as session:
+        if not _start_chunk(session, job_id, chunk):
+            return ChunkOutcome(job_id, chunk, 0, 0)
     with factory() as session:
         members = _pending_members(session, job_id, chunk)
         versions = _job_versions(session, job_id)
     if not members:
         with transaction(factory) as session:
-            finish_job_if_complete(session, job_id)
+            _finish_chunk(session, job_id, chunk)
         return ChunkOutcome(job_id, chunk, 0, 0)
 
-    faces, ok_indices, failures = decode_batch([Path(m.path) for m in members], max_pixels=settings.max_image_pixels)
+    faces, ok_indices, failures = decode_batch(
+        [Path(m.path) for m in members], max_pixels=settings.max_image_pixels,
+        expected_sha256=[m.sha256 for m in members],
+    )
     ok_members = [members[i] for i in ok_indices]
     outputs = run_chain(load_chain(versions), faces) if ok_members else {}
 
@@ -134,5 +168,5 @@ def process_chunk(factory: sessionmaker[Session], settings: Settings, job_id: in
             _mark(session, [m.id for m in ok_members], ImageStatus.DONE)
         for index, failure in failures:
             _mark(session, [members[index].id], ImageStatus.FAILED, failure.reason.value, failure.detail)
-        finish_job_if_complete(session, job_id)
+        _finish_chunk(session, job_id, chunk)
     return ChunkOutcome(job_id, chunk, len(ok_members), len(failures))

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_HOME = Path("~/.annotate")
 DEFAULT_CHUNK_SIZE = 256
 DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
+DEFAULT_STALL_SECONDS = 15 * 60
+# Redis redelivers an unacknowledged task after this long; it must exceed the slowest chunk.
+DEFAULT_VISIBILITY_TIMEOUT = 60 * 60
 
 
 def _int_from_env(environ: dict[str, str], name: str, default: int) -> int:
@@ -33,7 +36,8 @@ class Settings:
     broker_url: str | None = None
     chunk_size: int = DEFAULT_CHUNK_SIZE
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
-    extra: dict[str, str] = field(default_factory=dict)
+    stall_seconds: int = DEFAULT_STALL_SECONDS
+    visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT
 
     @property
     def models_dir(self) -> Path:
@@ -57,4 +61,6 @@ class Settings:
             broker_url=env.get("ANNOTATE_BROKER_URL") or None,
             chunk_size=_int_from_env(env, "ANNOTATE_CHUNK_SIZE", DEFAULT_CHUNK_SIZE),
             max_image_pixels=_int_from_env(env, "ANNOTATE_MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS),
+            stall_seconds=_int_from_env(env, "ANNOTATE_STALL_SECONDS", DEFAULT_STALL_SECONDS),
+            visibility_timeout=_int_from_env(env, "ANNOTATE_VISIBILITY_TIMEOUT", DEFAULT_VISIBILITY_TIMEOUT),
         )

@@ -35,6 +35,15 @@ class JobStatus(str, enum.Enum):
 
     RUNNING = "running"
     FINISHED = "finished"
+    CANCELLED = "cancelled"
+
+
+class ChunkStatus(str, enum.Enum):
+    """Life cycle of one task's worth of images."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
 
 
 class ImageStatus(str, enum.Enum):
@@ -64,6 +73,22 @@ class Job(Base):
     finished_at: Mapped[datetime | None]
 
     members: Mapped[list[JobImage]] = relationship(back_populates="job", cascade="all, delete-orphan")
+
+
+class JobChunk(Base):
+    """One task's worth of a job's images: who ran it, when, and how often (a stalled chunk shows here)."""
+
+    __tablename__ = "job_chunks"
+    __table_args__ = (UniqueConstraint("job_id", "chunk"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    chunk: Mapped[int]
+    status: Mapped[str] = mapped_column(String(16), default=ChunkStatus.QUEUED.value)
+    attempts: Mapped[int] = mapped_column(default=0)
+    worker: Mapped[str | None] = mapped_column(String(256))
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
 
 
 class Image(Base):

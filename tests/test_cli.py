@@ -3,6 +3,7 @@ import io
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -63,7 +64,8 @@ def test_models_list_marks_active_versions(settings, untrained_chain):
 
 
 def test_help_runs_as_a_real_command_without_heavy_imports(settings):
-    result = subprocess.run(["annotate", "--help"], capture_output=True, text=True, env=os.environ, timeout=60)
+    command = str(Path(sys.executable).with_name("annotate"))
+    result = subprocess.run([command, "--help"], capture_output=True, text=True, env=os.environ, timeout=60)
     assert result.returncode == 0 and "submit" in result.stdout
     probe = ("import sys; from annotator.cli import main; "
              "print(sorted(m for m in ('tensorflow', 'keras', 'celery', 'sqlalchemy') if m in sys.modules))")

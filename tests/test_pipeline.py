@@ -113,3 +113,15 @@ def test_submitting_without_models_says_how_to_get_them(factory, settings, tmp_p
     write_faces(tmp_path / "photos", 1)
     with transaction(factory) as session, pytest.raises(NoActiveModelError, match="annotate models demo"):
         create_job(session, tmp_path / "photos", chunk_size=4)
+
+
+def test_a_file_changed_after_submission_is_not_annotated_under_its_old_hash(factory, settings, untrained_chain,
+                                                                              tmp_path):
+    paths = write_faces(tmp_path / "photos", 2)
+    with transaction(factory) as session:
+        job = create_job(session, tmp_path / "photos", chunk_size=4)
+    write_faces(tmp_path / "other", 1, seed=9)[0].replace(paths[0])
+    process_chunk(factory, settings, job.job_id, 0)
+    with factory() as session:
+        rows = session.execute(select(JobImage.path, JobImage.status, JobImage.reason).order_by(JobImage.path)).all()
+    assert [(status, reason) for _, status, reason in rows] == [("failed", "changed"), ("done", None)]

@@ -10,8 +10,6 @@ from annotator.settings import Settings
 
 GPU_QUEUE = "gpu"
 DEFAULT_QUEUE = "annotate"
-# Redis redelivers an unacknowledged task after this long; it must exceed the slowest chunk.
-VISIBILITY_TIMEOUT_SECONDS = 6 * 60 * 60
 
 
 def create_app(settings: Settings) -> Celery:
@@ -27,7 +25,7 @@ def create_app(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         task_default_queue=DEFAULT_QUEUE,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS},
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout},
     )
     if settings.eager:
         app.conf.update(task_always_eager=True, task_eager_propagates=True, broker_url="memory://")

@@ -70,6 +70,19 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_faces')),
     sa.UniqueConstraint('image_id', 'method', 'index', name=op.f('uq_faces_image_id_method_index'))
     )
+    op.create_table('job_chunks',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('job_id', sa.Integer(), nullable=False),
+    sa.Column('chunk', sa.Integer(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('worker', sa.String(length=256), nullable=True),
+    sa.Column('started_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['job_id'], ['jobs.id'], name=op.f('fk_job_chunks_job_id_jobs'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_job_chunks')),
+    sa.UniqueConstraint('job_id', 'chunk', name=op.f('uq_job_chunks_job_id_chunk'))
+    )
     op.create_table('job_images',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('job_id', sa.Integer(), nullable=False),
@@ -123,6 +136,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_job_images_job_id_chunk')
 
     op.drop_table('job_images')
+    op.drop_table('job_chunks')
     op.drop_table('faces')
     with op.batch_alter_table('model_versions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_model_versions_name'))

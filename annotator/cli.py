@@ -386,15 +386,18 @@ def db_upgrade() -> None:
 @click.option("--concurrency", "-c", type=click.IntRange(1), default=1, show_default=True,
               help="Worker processes (each loads its own models).")
 @click.option("--loglevel", "-l", default="info", show_default=True)
+@click.option("--hostname", "-n", default=None, help="Node name, e.g. gpu0@%h (default: celery@HOST).")
 @user_errors
-def worker(queues: str, concurrency: int, loglevel: str) -> None:
+def worker(queues: str, concurrency: int, loglevel: str, hostname: str | None) -> None:
     """Start a Celery worker that annotates chunks (needs ANNOTATE_BROKER_URL)."""
     settings = _settings()
     if settings.eager:
         raise click.ClickException("ANNOTATE_BROKER_URL is not set: without a broker, `submit` runs jobs itself.")
     from worker.app import create_app
 
+    # One process needs no pool; several are forked before any model loads (models load on the first task).
     pool = "solo" if concurrency == 1 else "prefork"
-    create_app(settings).worker_main(
-        ["worker", f"--queues={queues}", f"--concurrency={concurrency}", f"--pool={pool}", f"--loglevel={loglevel}"]
-    )
+    argv = ["worker", f"--queues={queues}", f"--concurrency={concurrency}", f"--pool={pool}", f"--loglevel={loglevel}"]
+    if hostname:
+        argv.append(f"--hostname={hostname}")
+    create_app(settings).worker_main(argv)

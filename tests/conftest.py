@@ -39,8 +39,7 @@ def factory(settings: Settings) -> sessionmaker[Session]:
     engine.dispose()
 
 
-@pytest.fixture
-def untrained_chain(factory: sessionmaker[Session], settings: Settings) -> list[int]:
+def register_untrained_chain(factory: sessionmaker[Session], settings: Settings) -> list[int]:
     """Register and activate an untrained, seeded model for every spec; returns their version ids."""
     import keras
 
@@ -53,6 +52,12 @@ def untrained_chain(factory: sessionmaker[Session], settings: Settings) -> list[
         records = [register_model(session, settings.models_dir, spec, build_model(spec), metrics={"test": True})
                    for spec in chain_order()]
         return [r.id for r in records]
+
+
+@pytest.fixture
+def untrained_chain(factory: sessionmaker[Session], settings: Settings) -> list[int]:
+    """An untrained chain registered in the test database."""
+    return register_untrained_chain(factory, settings)
 
 
 def write_faces(folder: Path, count: int, *, seed: int = 0, size: int = 120, fmt: str = "PNG") -> list[Path]:

@@ -1,0 +1,115 @@
+"""The seed documents' way of judging a model (``MODELS.md``), as pure NumPy on arrays of results."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+COLLAPSE_SAMPLES = 15
+# Outputs spread over less than this on the first 15 samples mean the model predicts one value for all.
+COLLAPSE_RANGE = 0.05
+
+
+def is_collapsed(outputs: np.ndarray) -> bool:
+    """True when the outputs on the first samples are all nearly the same value."""
+    values = np.asarray(outputs, dtype=np.float64).reshape(len(outputs), -1)
+    return bool(np.all(values.max(axis=0) - values.min(axis=0) < COLLAPSE_RANGE))
+
+
+@dataclass(frozen=True)
+class RegressorReport:
+    """Val MSE against the per-gender-mean baseline, and the collapse check."""
+
+    val_mse: float
+    mean_male: float
+    mean_female: float
+    baseline_mse_male: float
+    baseline_mse_female: float
+    baseline_mse: float
+    ratio: float
+    first_outputs: list[float]
+    collapsed: bool
+    n_train: int
+    n_val: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields, stored with the model version."""
+        return {"kind": "regressor", **asdict(self)}
+
+    def format(self) -> str:
+        """The report as the seeds print it."""
+        outputs = " ".join(f"{v:.3f}" for v in self.first_outputs)
+        verdict = "COLLAPSED: all outputs nearly equal, the model did not learn" if self.collapsed else "no collapse"
+        return "\n".join([
+            f"  val MSE            {self.val_mse:.4f}   (train {self.n_train}, val {self.n_val})",
+            f"  per-gender mean    male {self.mean_male:.4f} / female {self.mean_female:.4f}",
+            f"  baseline MSE       male {self.baseline_mse_male:.4f} / female {self.baseline_mse_female:.4f}"
+            f" -> {self.baseline_mse:.4f}",
+            f"  ratio              {self.ratio:.2f}x   (baseline / val)",
+            f"  first {len(self.first_outputs)} outputs   {outputs}",
+            f"  collapse check     {verdict}",
+        ])
+
+
+@dataclass(frozen=True)
+class GenderReport:
+    """Validation accuracy, the confusion matrix and the collapse check of the gender classifier."""
+
+    val_accuracy: float
+    confusion: list[list[int]]  # rows: true male, female; columns: predicted male, female
+    first_outputs: list[float]  # female probability of the first training samples
+    collapsed: bool
+    n_train: int
+    n_val: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields, stored with the model version."""
+        return {"kind": "gender", **asdict(self)}
+
+    def format(self) -> str:
+        """Accuracy, confusion matrix and collapse check."""
+        (mm, mf), (fm, ff) = self.confusion
+        verdict = "COLLAPSED: all outputs nearly equal, the model did not learn" if self.collapsed else "no collapse"
+        return "\n".join([
+            f"  val accuracy       {self.val_accuracy:.4f}   (train {self.n_train}, val {self.n_val})",
+            "  confusion          true\\pred  male  female",
+            f"                     male     {mm:5d}  {mf:6d}",
+            f"                     female   {fm:5d}  {ff:6d}",
+            f"  first {len(self.first_outputs)} female_prob " + " ".join(f"{v:.3f}" for v in self.first_outputs),
+            f"  collapse check     {verdict}",
+        ])
+
+
+def regressor_report(*, train_targets: np.ndarray, train_gender: np.ndarray, val_targets: np.ndarray,
+                     val_gender: np.ndarray, val_outputs: np.ndarray, first_outputs: np.ndarray) -> RegressorReport:
+    """Seed report of a regressor; genders are 0 (male) / 1 (female), per-gender means from the training split."""
+    val_targets, val_outputs = np.asarray(val_targets, np.float64), np.asarray(val_outputs, np.float64).ravel()
+    means = [float(np.mean(train_targets[train_gender == g])) if np.any(train_gender == g) else float("nan")
+             for g in (0, 1)]
+    baselines = [float(np.mean((val_targets[val_gender == g] - means[g]) ** 2)) if np.any(val_gender == g)
+                 else float("nan") for g in (0, 1)]
+    val_mse = float(np.mean((val_targets - val_outputs) ** 2))
+    baseline = float(np.nanmean(baselines))
+    first = np.asarray(first_outputs, np.float64).ravel()[:COLLAPSE_SAMPLES]
+    return RegressorReport(
+        val_mse=val_mse, mean_male=means[0], mean_female=means[1], baseline_mse_male=baselines[0],
+        baseline_mse_female=baselines[1], baseline_mse=baseline,
+        ratio=baseline / val_mse if val_mse > 0 else float("inf"), first_outputs=[float(v) for v in first],
+        collapsed=is_collapsed(first), n_train=len(train_targets), n_val=len(val_targets),
+    )
+
+
+def gender_report(*, val_gender: np.ndarray, val_probs: np.ndarray, first_probs: np.ndarray,
+                  n_train: int) -> GenderReport:
+    """Seed report of the gender classifier from its softmax outputs."""
+    predicted = np.asarray(val_probs).argmax(axis=1)
+    truth = np.asarray(val_gender).astype(int)
+    confusion = [[int(np.sum((truth == t) & (predicted == p))) for p in (0, 1)] for t in (0, 1)]
+    first = np.asarray(first_probs)[:COLLAPSE_SAMPLES]
+    return GenderReport(
+        val_accuracy=float(np.mean(predicted == truth)) if len(truth) else float("nan"), confusion=confusion,
+        first_outputs=[float(v) for v in first[:, 1]], collapsed=is_collapsed(first), n_train=n_train,
+        n_val=len(truth),
+    )

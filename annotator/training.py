@@ -1,0 +1,99 @@
+"""Train a model of the chain with the seed recipe and judge it with the seed report (imports TensorFlow)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+
+from annotator.architectures import build_model
+from annotator.crops import crop_batch
+from annotator.reports import COLLAPSE_SAMPLES, GenderReport, RegressorReport, gender_report, regressor_report
+from annotator.specs import ModelSpec, OutputKind
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+REPORT_BATCH = 256
+
+
+@dataclass
+class TrainingResult:
+    """A trained model with its seed report and history."""
+
+    spec: ModelSpec
+    model: keras.Model
+    report: RegressorReport | GenderReport
+    history: dict[str, list[float]]
+    epochs_run: int
+
+
+class _EpochProgress(keras.callbacks.Callback):
+    def __init__(self, on_epoch: EpochCallback) -> None:
+        super().__init__()
+        self.on_epoch = on_epoch
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.on_epoch(epoch + 1, {k: float(v) for k, v in (logs or {}).items()})
+
+
+def _outputs(model: keras.Model, inputs: np.ndarray | list[np.ndarray]) -> np.ndarray:
+    arrays = inputs if isinstance(inputs, list) else [inputs]
+    parts = [model([x[i : i + REPORT_BATCH] for x in arrays] if len(arrays) > 1 else arrays[0][i : i + REPORT_BATCH],
+                   training=False).numpy() for i in range(0, len(arrays[0]), REPORT_BATCH)]
+    return np.concatenate(parts)
+
+
+def split_indices(n: int, val_split: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Shuffle ``range(n)`` with ``seed``; the last ``val_split`` share is validation."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = max(1, int(round(n * val_split))) if n > 1 else 0
+    return order[: n - n_val], order[n - n_val :]
+
+
+def train_model(spec: ModelSpec, faces: np.ndarray, gender: np.ndarray, targets: np.ndarray | None = None, *,
+                epochs: int = 40, batch_size: int = 32, val_split: float = 0.1, seed: int = 112,
+                learning_rate: float = 1e-3, on_epoch: EpochCallback | None = None) -> TrainingResult:
+    """Train ``spec`` on canonical ``faces`` with the seed recipe.
+
+    ``gender`` holds true genders (0 male, 1 female); regressors get them one-hot as their gender input while
+    training (the chain feeds the gender model's probabilities at inference). ``targets`` are the regressor's
+    labels in 0..1; the gender model learns ``gender`` itself.
+    """
+    keras.utils.set_random_seed(seed)
+    images = crop_batch(faces, spec)
+    gender = np.asarray(gender).astype(int)
+    train, val = split_indices(len(images), val_split, seed)
+    model = build_model(spec)
+    is_gender = spec.output is OutputKind.GENDER_SOFTMAX
+    if is_gender:
+        inputs, y = [images], gender
+        model.compile(keras.optimizers.Adam(learning_rate), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    else:
+        if targets is None:
+            raise ValueError(f"Model {spec.name!r} needs targets. Received: targets=None.")
+        inputs, y = [images, np.eye(2, dtype=np.float32)[gender]], np.asarray(targets, np.float32)
+        model.compile(keras.optimizers.Adam(learning_rate), "mse")
+    callbacks: list[keras.callbacks.Callback] = [
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.1, patience=spec.lr_patience),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=spec.stop_patience, restore_best_weights=True),
+    ]
+    if on_epoch is not None:
+        callbacks.append(_EpochProgress(on_epoch))
+
+    def pick(rows: np.ndarray) -> Any:
+        return [x[rows] for x in inputs] if len(inputs) > 1 else inputs[0][rows]
+
+    history = model.fit(pick(train), y[train], validation_data=(pick(val), y[val]), epochs=epochs,
+                        batch_size=batch_size, callbacks=callbacks, verbose=0, shuffle=True)
+    first = _outputs(model, pick(train[:COLLAPSE_SAMPLES]))
+    val_outputs = _outputs(model, pick(val))
+    if is_gender:
+        report: RegressorReport | GenderReport = gender_report(
+            val_gender=gender[val], val_probs=val_outputs, first_probs=first, n_train=len(train))
+    else:
+        report = regressor_report(train_targets=y[train], train_gender=gender[train], val_targets=y[val],
+                                  val_gender=gender[val], val_outputs=val_outputs, first_outputs=first)
+    logs = {k: [float(v) for v in values] for k, values in history.history.items()}
+    return TrainingResult(spec, model, report, logs, len(history.epoch))

@@ -14,6 +14,7 @@ import numpy as np
 from annotator.crops import crop_batch
 from annotator.specs import ModelSpec, OutputKind, get_spec
 from annotator.store import load_keras_model
+from annotator.tf_runtime import import_tensorflow
 from db.models import ModelVersion
 
 INFERENCE_BATCH = 256
@@ -35,7 +36,7 @@ _cache: dict[tuple[tuple[int, str], ...], list[LoadedModel]] = {}
 
 
 def _compile_predictor(model) -> Predictor:  # type: ignore[no-untyped-def]
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     # A fixed signature with a free batch dimension: one trace serves every chunk size.
     signature = [tf.TensorSpec((None, *tuple(t.shape[1:])), tf.float32) for t in model.inputs]

@@ -331,6 +331,9 @@ def models_activate(name: str, version: int) -> None:
 @user_errors
 def models_demo(seed: int) -> None:
     """Train starter models on generated portraits (DEMO models: not for real photos) and activate them."""
+    from annotator.tf_runtime import import_tensorflow
+
+    import_tensorflow()
     from annotator.demo import train_demo_models
     from annotator.store import register_model
     from db.session import transaction

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from annotator.errors import ModelStoreError, NoActiveModelError, UnknownVersionError
 from annotator.specs import ModelSpec, chain_order
+from annotator.tf_runtime import import_tensorflow
 from db.models import ModelVersion
 
 if TYPE_CHECKING:
@@ -114,6 +115,7 @@ def load_keras_model(record: ModelVersion) -> keras.Model:
         raise ModelStoreError(f"The file of {record.label} is missing: {path}.")
     if file_sha256(path) != record.sha256:
         raise ModelStoreError(f"The file of {record.label} changed since it was registered: {path}.")
+    import_tensorflow()
     import keras
 
     try:

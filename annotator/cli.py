@@ -144,7 +144,7 @@ def _total(factory: sessionmaker[Session], job_id: int) -> int:
         return job_summary(session, job_id).total
 
 
-def _wait_for(factory: sessionmaker[Session], job_id: int, interval: float = 1.0) -> None:
+def _wait_for(factory: sessionmaker[Session], job_id: int, interval: float = 0.25) -> None:
     from annotator.report import job_summary
 
     with _progress_bar(total=_total(factory, job_id)) as bar:
@@ -387,19 +387,23 @@ def db_upgrade() -> None:
 @main.command()
 @click.option("--queues", "-Q", default="annotate", show_default=True, help="Comma-separated queues to consume.")
 @click.option("--concurrency", "-c", type=click.IntRange(1), default=1, show_default=True,
-              help="Worker processes (each loads its own models).")
+              help="Chunks in flight at once.")
+@click.option("--pool", type=click.Choice(["solo", "threads", "prefork"]), default=None,
+              help="solo (default for one) runs one chunk at a time; threads (default for several) share one "
+                   "copy of the models and overlap database writes with inference; prefork loads the models "
+                   "in every child process.")
 @click.option("--loglevel", "-l", default="info", show_default=True)
 @click.option("--hostname", "-n", default=None, help="Node name, e.g. gpu0@%h (default: celery@HOST).")
 @user_errors
-def worker(queues: str, concurrency: int, loglevel: str, hostname: str | None) -> None:
+def worker(queues: str, concurrency: int, pool: str | None, loglevel: str, hostname: str | None) -> None:
     """Start a Celery worker that annotates chunks (needs ANNOTATE_BROKER_URL)."""
     settings = _settings()
     if settings.eager:
         raise click.ClickException("ANNOTATE_BROKER_URL is not set: without a broker, `submit` runs jobs itself.")
     from worker.app import create_app
 
-    # One process needs no pool; several are forked before any model loads (models load on the first task).
-    pool = "solo" if concurrency == 1 else "prefork"
+    # Models load on a chunk's first use, so a prefork child never inherits TensorFlow state from its parent.
+    pool = pool or ("solo" if concurrency == 1 else "threads")
     argv = ["worker", f"--queues={queues}", f"--concurrency={concurrency}", f"--pool={pool}", f"--loglevel={loglevel}"]
     if hostname:
         argv.append(f"--hostname={hostname}")

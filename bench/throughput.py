@@ -1,0 +1,159 @@
+"""Images per second: (a) the bare in-process pipeline vs (b) the full service, measured in one run.
+
+    python bench/throughput.py [--images 3000] [--chunk-size 256]
+
+(a) decodes and runs the chain over the images in chunks, with no queue and no database.
+(b) starts a private redis-server and PostgreSQL database and one `annotate worker`, then times
+    `annotate submit` (walk, hash, record, enqueue) until the job is finished in the database.
+Both use the same untrained chain (the cost does not depend on the weights) and are warmed up first.
+Images: ../shared/data/utkface-adults when present (real 200x200 JPEG faces), generated portraits otherwise.
+Needs redis-server on PATH and PostgreSQL at ANNOTATE_TEST_POSTGRES_URL (default postgres@127.0.0.1/test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+REAL_FACES = ROOT.parent / "shared" / "data" / "utkface-adults" / "images"
+ADMIN_URL = os.environ.get("ANNOTATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+ANNOTATE = str(Path(sys.executable).with_name("annotate"))
+
+
+def prepare_images(folder: Path, count: int) -> str:
+    """Copy real faces (or write generated portraits) into ``folder``; returns what they are."""
+    from annotator.portraits import write_portrait_folder
+
+    folder.mkdir(parents=True)
+    real = sorted(REAL_FACES.rglob("*.jpg"))[:count] if REAL_FACES.exists() else []
+    if len(real) == count:
+        for index, path in enumerate(real):
+            shutil.copy(path, folder / f"{index:06d}.jpg")
+        return f"{count} real faces from {REAL_FACES.parent.name}"
+    write_portrait_folder(folder, count, seed=3)
+    return f"{count} generated portraits"
+
+
+def register_chain(home: Path, database_url: str) -> None:
+    """Register an untrained chain in the database at ``database_url``."""
+    from annotator.architectures import build_model
+    from annotator.specs import chain_order
+    from annotator.store import register_model
+    from db.migrate import upgrade
+    from db.session import make_engine, make_session_factory, transaction
+
+    engine = make_engine(database_url)
+    upgrade(engine)
+    with transaction(make_session_factory(engine)) as session:
+        for spec in chain_order():
+            register_model(session, home / "models", spec, build_model(spec), metrics={"benchmark": True})
+    engine.dispose()
+
+
+def in_process_rate(folder: Path, chunk_size: int, database_url: str) -> float:
+    """(a) images/s of decode + chain over every image, in chunks, nothing else."""
+    from annotator.chain import load_chain, run_chain
+    from annotator.images import decode_batch
+    from annotator.store import active_chain_versions
+    from db.session import make_engine, make_session_factory
+
+    with make_session_factory(make_engine(database_url))() as session:
+        chain = load_chain(active_chain_versions(session))
+    paths = sorted(folder.iterdir())
+    run_chain(chain, decode_batch(paths[:chunk_size])[0])  # warm-up: trace the functions
+    started = time.perf_counter()
+    for start in range(0, len(paths), chunk_size):
+        faces, _, _ = decode_batch(paths[start : start + chunk_size])
+        run_chain(chain, faces)
+    return len(paths) / (time.perf_counter() - started)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"redis-server did not start on port {port}")
+            time.sleep(0.05)
+
+
+def service_rate(folder: Path, warmup: Path, chunk_size: int, env: dict[str, str], log: Path) -> float:
+    """(b) images/s from `annotate submit` to the job finished, with one worker on Redis + PostgreSQL."""
+    worker = subprocess.Popen([ANNOTATE, "worker", "--loglevel", "warning", *os.environ.get("BENCH_WORKER", "").split()], env=env, stdout=log.open("wb"),
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        submit = [ANNOTATE, "submit", "--wait", "--chunk-size", str(chunk_size)]
+        subprocess.run([*submit, str(warmup)], env=env, check=True, capture_output=True, timeout=600)
+        started = time.perf_counter()
+        subprocess.run([*submit, str(folder)], env=env, check=True, capture_output=True, timeout=3600)
+        return sum(1 for _ in folder.iterdir()) / (time.perf_counter() - started)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+
+
+def main() -> None:
+    """Run both measurements and print their rates and ratio."""
+    import psycopg
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=3000)
+    parser.add_argument("--chunk-size", type=int, default=256)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch_path = Path(scratch)
+        what = prepare_images(scratch_path / "images", args.images)
+        from annotator.portraits import write_portrait_folder
+
+        # Both sides warm up on one full chunk, so neither pays TensorFlow's first-call cost in the timing.
+        write_portrait_folder(scratch_path / "warmup", args.chunk_size, seed=99)
+        port = free_port()
+        redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                  "--appendonly", "no"], stdout=subprocess.DEVNULL)
+        name = f"annotate_bench_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+        database_url = ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1) + "/" + name
+        try:
+            wait_for_port(port)
+            home = scratch_path / "home"
+            register_chain(home, database_url)
+            env = {**os.environ, "ANNOTATE_HOME": str(home), "ANNOTATE_DATABASE_URL": database_url,
+                   "ANNOTATE_BROKER_URL": f"redis://127.0.0.1:{port}/0"}
+            plain = in_process_rate(scratch_path / "images", args.chunk_size, database_url)
+            service = service_rate(scratch_path / "images", scratch_path / "warmup", args.chunk_size, env,
+                                   scratch_path / "worker.log")
+        finally:
+            redis.terminate()
+            with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    print(f"images: {what}, chunk size {args.chunk_size}, {os.cpu_count()} CPUs")
+    print(f"(a) in-process pipeline, no queue, no database: {plain:8.1f} images/s")
+    print(f"(b) full service: Redis + 1 worker + PostgreSQL: {service:8.1f} images/s")
+    print(f"ratio b/a: {service / plain:.2f}")
+
+
+if __name__ == "__main__":
+    main()

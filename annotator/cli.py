@@ -80,7 +80,7 @@ def submit(folder: Path, wait: bool, chunk_size: int | None) -> None:
     with transaction(factory) as session:
         job = create_job(session, folder, chunk_size=chunk_size or settings.chunk_size)
     click.echo(f"Job {job.job_id}: {job.total} files, {len(job.chunks)} chunks to run, "
-               f"{job.skipped} skipped, {job.failed} not images.")
+               f"{job.skipped} skipped, {job.failed} rejected before decoding (not images or unreadable).")
     if not job.chunks:
         click.echo("Nothing to annotate: every image is already annotated by the active model versions.")
         _print_summary(factory, job.job_id)

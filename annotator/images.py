@@ -172,7 +172,9 @@ def _decode(data: bytes, size: int, max_pixels: int) -> np.ndarray:
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
             raise DecodeError(DecodeFailure(ReasonCode.TOO_LARGE, str(error))) from None
         except UnidentifiedImageError:
-            raise DecodeError(DecodeFailure(ReasonCode.NOT_AN_IMAGE, "Pillow cannot identify the image format")) from None
+            # Discovery already recognised the format from its first bytes, so the header itself is damaged.
+            raise DecodeError(DecodeFailure(ReasonCode.DECODE_ERROR,
+                                            "the file starts like an image but its header cannot be read")) from None
         except OSError as error:
             message = str(error)
             if "truncated" in message or "broken data stream" in message or "end of file" in message.lower():

@@ -69,8 +69,10 @@ def main() -> None:
 @click.option("--wait/--no-wait", default=False, help="Show a progress bar until the job finishes.")
 @click.option("--chunk-size", type=click.IntRange(1), envvar="ANNOTATE_CHUNK_SIZE", default=None,
               help="Images per task (default 256).")
+@click.option("--queue", default="annotate", envvar="ANNOTATE_QUEUE", show_default=True,
+              help="Queue for this job's chunks, e.g. 'gpu' for workers started with `--queues gpu`.")
 @user_errors
-def submit(folder: Path, wait: bool, chunk_size: int | None) -> None:
+def submit(folder: Path, wait: bool, chunk_size: int | None, queue: str) -> None:
     """Submit every image under FOLDER (recursively, recognised by content) as a job."""
     from annotator.jobs import create_job
     from db.session import transaction
@@ -85,17 +87,17 @@ def submit(folder: Path, wait: bool, chunk_size: int | None) -> None:
         click.echo("Nothing to annotate: every image is already annotated by the active model versions.")
         _print_summary(factory, job.job_id)
         return
-    _send_chunks(settings, factory, job.job_id, job.chunks, show_bar=wait)
+    _send_chunks(settings, factory, job.job_id, job.chunks, show_bar=wait, queue=queue)
     if not settings.eager:
-        click.echo(f"Queued {len(job.chunks)} chunks on {settings.broker_url}.")
+        click.echo(f"Queued {len(job.chunks)} chunks on queue {queue!r} of {settings.broker_url}.")
         if wait:
             _wait_for(factory, job.job_id)
     _print_summary(factory, job.job_id)
 
 
 def _send_chunks(settings: Settings, factory: sessionmaker[Session], job_id: int, chunks: list[int],
-                 show_bar: bool) -> None:
-    """Send one task per chunk; without a broker they run here, one by one."""
+                 show_bar: bool, queue: str = "annotate") -> None:
+    """Send one task per chunk to ``queue``; without a broker they run here, one by one."""
     from worker.app import create_app
 
     task = create_app(settings).tasks["annotate.chunk"]
@@ -103,7 +105,7 @@ def _send_chunks(settings: Settings, factory: sessionmaker[Session], job_id: int
         _run_inline(factory, job_id, chunks, task, show_bar)
         return
     for chunk in chunks:
-        task.delay(job_id, chunk)
+        task.apply_async((job_id, chunk), queue=queue)
 
 
 def _progress_bar(total: int):  # type: ignore[no-untyped-def]
@@ -242,8 +244,10 @@ def jobs_cancel(job_id: int) -> None:
 
 @jobs.command("retry")
 @click.argument("job_id", type=int)
+@click.option("--queue", default="annotate", envvar="ANNOTATE_QUEUE", show_default=True,
+              help="Queue to send the chunks to.")
 @user_errors
-def jobs_retry(job_id: int) -> None:
+def jobs_retry(job_id: int, queue: str) -> None:
     """Queue again the chunks of a job that have failed images or whose worker stalled."""
     from annotator.operations import chunks_to_retry
     from db.session import transaction
@@ -255,7 +259,7 @@ def jobs_retry(job_id: int) -> None:
     if not chunks:
         click.echo(f"Job {job_id} has no failed or stalled chunks.")
         return
-    _send_chunks(settings, factory, job_id, chunks, show_bar=False)
+    _send_chunks(settings, factory, job_id, chunks, show_bar=False, queue=queue)
     click.echo(f"Queued {len(chunks)} chunks of job {job_id} again.")
     _print_summary(factory, job_id)
 
@@ -385,7 +389,8 @@ def db_upgrade() -> None:
 
 
 @main.command()
-@click.option("--queues", "-Q", default="annotate", show_default=True, help="Comma-separated queues to consume.")
+@click.option("--queues", "-Q", default="annotate", show_default=True,
+              help="Comma-separated queues to consume; GPU workers usually take 'gpu,annotate'.")
 @click.option("--concurrency", "-c", type=click.IntRange(1), default=1, show_default=True,
               help="Chunks in flight at once.")
 @click.option("--pool", type=click.Choice(["solo", "threads", "prefork"]), default=None,

@@ -71,3 +71,23 @@ def test_help_runs_as_a_real_command_without_heavy_imports(settings):
              "print(sorted(m for m in ('tensorflow', 'keras', 'celery', 'sqlalchemy') if m in sys.modules))")
     imported = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert imported.stdout.strip() == "[]"
+
+
+def test_jobs_retry_and_cancel_from_the_command_line(settings, factory, untrained_chain, tmp_path):
+    from annotator.jobs import create_job
+    from annotator.pipeline import process_chunk
+    from db.session import transaction
+
+    paths = write_faces(tmp_path / "photos", 3)
+    with transaction(factory) as session:
+        job = create_job(session, tmp_path / "photos", chunk_size=10)
+    paths[0].rename(tmp_path / "away.png")  # gone while the worker reads the chunk
+    process_chunk(factory, settings, job.job_id, 0)
+    assert "unreadable" in invoke("status", str(job.job_id)).output
+    (tmp_path / "away.png").rename(paths[0])
+    result = invoke("jobs", "retry", str(job.job_id))
+    assert "Queued 1 chunks of job 1 again" in result.output
+    assert "done 3" in result.output and "failed 0" in result.output
+    assert "has no failed or stalled chunks" in invoke("jobs", "retry", "1").output
+    cancelled = invoke("jobs", "cancel", "1")
+    assert cancelled.exit_code == 1 and "only a running job can be cancelled" in cancelled.output

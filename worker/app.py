@@ -8,7 +8,6 @@ from celery import Celery
 
 from annotator.settings import Settings
 
-GPU_QUEUE = "gpu"
 DEFAULT_QUEUE = "annotate"
 
 

@@ -20,15 +20,19 @@ def _configure_sqlite(dbapi_connection, _record) -> None:  # type: ignore[no-unt
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
-    """Create an engine for ``url`` (``sqlite:///...`` or ``postgresql+psycopg://...``)."""
+def make_engine(url: str, application_name: str | None = None) -> Engine:
+    """Create an engine for ``url`` (``sqlite:///...`` or ``postgresql+psycopg://...``).
+
+    ``application_name`` labels PostgreSQL connections, so ``pg_stat_activity`` shows which worker holds which.
+    """
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         event.listen(engine, "connect", _configure_sqlite)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    connect_args = {"application_name": application_name} if application_name else {}
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

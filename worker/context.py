@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -29,6 +30,6 @@ def get_context() -> WorkerContext:
     settings = Settings.from_env()
     key = (os.getpid(), settings.database_url)
     if key not in _contexts:
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, application_name=f"annotate worker {socket.gethostname()}:{key[0]}")
         _contexts[key] = WorkerContext(settings, engine, make_session_factory(engine))
     return _contexts[key]

@@ -118,28 +118,31 @@ def test_a_worker_killed_mid_chunk_loses_and_duplicates_nothing(factory, workers
 def test_a_dropped_database_connection_is_retried(factory, workers, service_env, tmp_path):
     write_photos(tmp_path / "photos", 200, side=600)
     workers.start("w1")
-    database = service_env["ANNOTATE_DATABASE_URL"].rsplit("/", 1)[1]
     admin_url = os.environ.get("ANNOTATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    stop = threading.Event()
+    database = service_env["ANNOTATE_DATABASE_URL"].rsplit("/", 1)[1]
+    job_done = threading.Event()
     terminated = []
 
-    def drop_connections():
+    def drop_worker_connections():
+        # Only connections in the middle of work: an idle pooled one would just be replaced by pre-ping.
         with psycopg.connect(admin_url, autocommit=True) as admin:
-            while not stop.is_set():
+            deadline = time.monotonic() + 120
+            while len(terminated) < 3 and not job_done.is_set() and time.monotonic() < deadline:
                 rows = admin.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = %s AND pid <> pg_backend_pid() AND state = 'idle in transaction'",
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
+                    "AND application_name LIKE 'annotate worker%%' AND state IN ('active', 'idle in transaction')",
                     (database,)).fetchall()
-                terminated.extend(rows)
-                time.sleep(0.05)
+                terminated.extend(row for row in rows if row[0])
+                time.sleep(0.01)
 
-    dropper = threading.Thread(target=drop_connections, daemon=True)
-    submit(tmp_path / "photos", chunk_size=20)
+    dropper = threading.Thread(target=drop_worker_connections, daemon=True)
     dropper.start()
-    time.sleep(6)
-    stop.set()
-    dropper.join()
-    wait_finished(factory)
-    assert terminated, "no connection was dropped during the job"
+    submit(tmp_path / "photos", chunk_size=20)
+    try:
+        wait_finished(factory)
+    finally:
+        job_done.set()
+        dropper.join()
+    assert terminated, "no worker connection was dropped during the job"
     assert "Retry in" in workers.log("w1")
     assert_exactly_once(factory, 200)

@@ -200,7 +200,7 @@ def status(job_id: int | None, watch: bool, interval: float) -> None:
         if job_id is not None:
             _print_summary(factory, job_id, settings.stall_seconds)
             with factory() as session:
-                running = recent_jobs(session, limit=1) and _job_running(session, job_id)
+                running = _job_running(session, job_id)
         else:
             with factory() as session:
                 jobs = recent_jobs(session)

@@ -18,7 +18,6 @@ from db.models import Face, Image, ImageStatus, Job, JobImage, Label, ModelVersi
 # The seed project's `condition_data.txt` columns; the ones we have no model for stay empty.
 CONDITION_DATA_COLUMNS = ["", "image_path", "male_prob", "female_prob", "hair_color", "mouth", "eyes",
                           "background_mean", "background_std"]
-FORMATS = ("csv", "condition-data")
 
 
 @dataclass

@@ -147,7 +147,8 @@ def _read(path: Path, expected_sha256: str | None) -> bytes:
     try:
         data = path.read_bytes()
     except OSError as error:
-        raise DecodeError(DecodeFailure(ReasonCode.UNREADABLE, f"cannot read the file: {error.strerror or error}"))
+        raise DecodeError(
+            DecodeFailure(ReasonCode.UNREADABLE, f"cannot read the file: {error.strerror or error}")) from None
     if expected_sha256 is not None and hashlib.sha256(data).hexdigest() != expected_sha256:
         raise DecodeError(DecodeFailure(
             ReasonCode.CHANGED, "the file changed since it was submitted; submit the folder again to annotate it"))

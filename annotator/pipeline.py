@@ -156,13 +156,14 @@ def process_chunk(factory: sessionmaker[Session], settings: Settings, job_id: in
         expected_sha256=[m.sha256 for m in members],
     )
     ok_members = [members[i] for i in ok_indices]
-    outputs = run_chain(load_chain(versions), faces) if ok_members else {}
+    chain = load_chain(versions) if ok_members else []
+    outputs = run_chain(chain, faces) if ok_members else {}
 
     with transaction(factory) as session:
         if ok_members:
             face_by_image = _face_ids(session, [m.image_id for m in ok_members])
             insert_ignoring_conflicts(
-                session, Prediction, _prediction_rows(load_chain(versions), outputs,
+                session, Prediction, _prediction_rows(chain, outputs,
                                                       [face_by_image[m.image_id] for m in ok_members])
             )
             _mark(session, [m.id for m in ok_members], ImageStatus.DONE)

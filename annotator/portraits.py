@@ -36,11 +36,6 @@ class Portraits:
         """The labels of the attribute ``name``."""
         return getattr(self, name)
 
-    @property
-    def gender_onehot(self) -> np.ndarray:
-        """Gender as [male, female] probabilities of the true class."""
-        return np.eye(2, dtype=np.float32)[self.gender]
-
 
 def _ellipse(cy: float, cx: float, ry: float, rx: float) -> np.ndarray:
     return ((_ROWS - cy) / ry) ** 2 + ((_COLS - cx) / rx) ** 2 <= 1.0

@@ -94,7 +94,7 @@ def wait_for_port(port: int, timeout: float = 10) -> None:
             return
         except OSError:
             if time.monotonic() > deadline:
-                raise SystemExit(f"redis-server did not start on port {port}")
+                raise SystemExit(f"redis-server did not start on port {port}") from None
             time.sleep(0.05)
 
 

@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from annotator.errors import AnnotateError
+from annotator.face_modes import DEFAULT_MIN_FACE_SIZE, DEFAULT_MIN_SCORE
+
+FAILURES_SHOWN = 20
 from annotator.settings import Settings
 
 if TYPE_CHECKING:
@@ -71,16 +74,26 @@ def main() -> None:
               help="Images per task (default 256).")
 @click.option("--queue", default="annotate", envvar="ANNOTATE_QUEUE", show_default=True,
               help="Queue for this job's chunks, e.g. 'gpu' for workers started with `--queues gpu`.")
+@click.option("--faces", "face_mode", type=click.Choice(["detect", "aligned"]), default="detect", show_default=True,
+              help="detect: find and align every face of ordinary photos. aligned: each image already is one "
+                   "aligned portrait (fast; for datasets like the seed data).")
+@click.option("--min-face-size", type=click.IntRange(12), default=DEFAULT_MIN_FACE_SIZE, show_default=True,
+              help="With --faces detect: smallest face kept, in pixels of the photo.")
+@click.option("--min-face-score", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=DEFAULT_MIN_SCORE, show_default=True, help="With --faces detect: lowest detector score kept.")
 @user_errors
-def submit(folder: Path, wait: bool, chunk_size: int | None, queue: str) -> None:
+def submit(folder: Path, wait: bool, chunk_size: int | None, queue: str, face_mode: str, min_face_size: int,
+           min_face_score: float) -> None:
     """Submit every image under FOLDER (recursively, recognised by content) as a job."""
+    from annotator.face_modes import FaceMode, FaceOptions
     from annotator.jobs import create_job
     from db.session import transaction
 
     settings = _settings()
     factory = _database(settings)
+    faces = FaceOptions(FaceMode(face_mode), min_face_size, min_face_score)
     with transaction(factory) as session:
-        job = create_job(session, folder, chunk_size=chunk_size or settings.chunk_size)
+        job = create_job(session, folder, chunk_size=chunk_size or settings.chunk_size, faces=faces)
     click.echo(f"Job {job.job_id}: {job.total} files, {len(job.chunks)} chunks to run, "
                f"{job.skipped} skipped, {job.failed} rejected before decoding (not images or unreadable).")
     if not job.chunks:
@@ -165,10 +178,11 @@ def _wait_for(factory: sessionmaker[Session], job_id: int, interval: float = 0.2
 def _format_summary(summary: JobSummary) -> str:
     return (f"job {summary.id:<5} {summary.status:<9} {summary.face_mode:<8} total {summary.total:<7} "
             f"done {summary.done:<7} skipped {summary.skipped:<6} failed {summary.failed:<6} "
-            f"pending {summary.pending:<6} {summary.elapsed_seconds:7.1f}s  {summary.source}")
+            f"pending {summary.pending:<6} faces {summary.faces:<7} {summary.elapsed_seconds:7.1f}s  {summary.source}")
 
 
-def _print_summary(factory: sessionmaker[Session], job_id: int, stall_seconds: int | None = None) -> None:
+def _print_summary(factory: sessionmaker[Session], job_id: int, stall_seconds: int | None = None,
+                   all_failures: bool = False) -> None:
     from annotator.operations import stalled_chunks
     from annotator.report import failed_images, job_summary
 
@@ -180,8 +194,12 @@ def _print_summary(factory: sessionmaker[Session], job_id: int, stall_seconds: i
     for chunk in stalled:
         click.echo(f"  stalled chunk {chunk.chunk}: taken by {chunk.worker} at {chunk.started_at:%H:%M:%S}, "
                    f"attempt {chunk.attempts}; `annotate jobs retry {job_id}` queues it again")
-    for failure in failures:
+    shown = failures if all_failures else failures[:FAILURES_SHOWN]
+    for failure in shown:
         click.echo(f"  failed  {failure.reason:<13} {failure.path}: {failure.detail}")
+    if len(failures) > len(shown):
+        click.echo(f"  ... and {len(failures) - FAILURES_SHOWN} more failed images; "
+                   f"`annotate status {job_id} --all-failures` lists them all")
 
 
 @main.command()
@@ -189,8 +207,9 @@ def _print_summary(factory: sessionmaker[Session], job_id: int, stall_seconds: i
 @click.option("--watch", is_flag=True, help="Refresh until the job (or every listed job) finishes.")
 @click.option("--interval", type=click.FloatRange(0.1), default=2.0, show_default=True,
               help="Seconds between refreshes with --watch.")
+@click.option("--all-failures", is_flag=True, help=f"List every failed image, not only the first {FAILURES_SHOWN}.")
 @user_errors
-def status(job_id: int | None, watch: bool, interval: float) -> None:
+def status(job_id: int | None, watch: bool, interval: float, all_failures: bool) -> None:
     """Show jobs with their counts and timings; with JOB_ID, also its failed images and reason codes."""
     from annotator.report import recent_jobs
 
@@ -198,7 +217,7 @@ def status(job_id: int | None, watch: bool, interval: float) -> None:
     factory = _database(settings)
     while True:
         if job_id is not None:
-            _print_summary(factory, job_id, settings.stall_seconds)
+            _print_summary(factory, job_id, settings.stall_seconds, all_failures)
             with factory() as session:
                 running = _job_running(session, job_id)
         else:
@@ -290,6 +309,39 @@ def export(fmt: str, output: Path | None, job_id: int | None) -> None:
 
 
 # --- models -------------------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("target")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="PNG to write (default: faces-<sha256 prefix>.png here).")
+@click.option("--faces", "face_mode", type=click.Choice(["detect", "aligned"]), default="detect", show_default=True,
+              help="Find faces as `submit --faces` does.")
+@click.option("--min-face-size", type=click.IntRange(12), default=DEFAULT_MIN_FACE_SIZE, show_default=True)
+@click.option("--min-face-score", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=DEFAULT_MIN_SCORE, show_default=True)
+@user_errors
+def show(target: str, output: Path | None, face_mode: str, min_face_size: int, min_face_score: float) -> None:
+    """Draw TARGET (an image path, or a sha256 prefix from an export) with its faces, crops and values as a PNG."""
+    from annotator.face_modes import FaceMode, FaceOptions
+    from annotator.face_sheet import render_sheet
+    from annotator.show import show_image
+
+    settings = _settings()
+    factory = _database(settings)
+    options = FaceOptions(FaceMode(face_mode), min_face_size, min_face_score)
+    with factory() as session:
+        shown = show_image(session, target, options, settings.max_image_pixels)
+    output = output or Path(f"faces-{shown.sha256[:12]}.png")
+    title = f"{shown.path.name}  {shown.sha256[:12]}  {len(shown.faces)} face(s), {options.method}"
+    render_sheet(shown.photo, shown.faces, title).save(output)
+    for face in shown.faces:
+        where = "" if face.detection is None else (
+            f" box {[round(v) for v in face.detection.box]} score {face.detection.score:.3f}")
+        click.echo(f"face {face.index}{where}: " + "; ".join(face.lines))
+    if not shown.faces:
+        click.echo(f"No face found in {shown.path} (try a smaller --min-face-size or --min-face-score).")
+    click.echo(f"Wrote {output}")
 
 
 @main.group()

@@ -23,3 +23,7 @@ class UnknownJobError(AnnotateError):
 
 class UnknownVersionError(AnnotateError):
     """A model version that is not in the store."""
+
+
+class UnknownImageError(AnnotateError):
+    """An image path or sha256 that names no readable image."""

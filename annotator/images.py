@@ -18,6 +18,7 @@ FACE_SIZE = 120
 MAX_IMAGE_PIXELS = 40_000_000
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 _SNIFF_BYTES = 16
+PHOTO_DRAFT_SIDE = 2048  # photos keep this much resolution for detection and alignment
 
 
 class ReasonCode(str, enum.Enum):
@@ -29,6 +30,7 @@ class ReasonCode(str, enum.Enum):
     TOO_LARGE = "too_large"
     UNREADABLE = "unreadable"
     CHANGED = "changed"
+    NO_FACE = "no_face"
 
 
 @dataclass(frozen=True)
@@ -155,18 +157,19 @@ def _read(path: Path, expected_sha256: str | None) -> bytes:
     return data
 
 
-def _decode(data: bytes, size: int, max_pixels: int) -> np.ndarray:
-    with io.BytesIO(data) as handle, warnings.catch_warnings():
+def _open(data: bytes, max_pixels: int, draft_side: int) -> Image.Image:
+    """The upright RGB picture in ``data``; JPEGs are decoded at a reduced scale when still >= ``draft_side``."""
+    with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            image = Image.open(handle)
+            image = Image.open(io.BytesIO(data))
             width, height = image.size
             if width * height > max_pixels:
                 raise DecodeError(DecodeFailure(
                     ReasonCode.TOO_LARGE,
                     f"image is {width}x{height} = {width * height:,} pixels, over the {max_pixels:,} limit"))
             if image.format == "JPEG":
-                image.draft("RGB", (size, size))  # decode at a reduced scale: about twice as fast
+                image.draft("RGB", (draft_side, draft_side))  # decode at a reduced scale: about twice as fast
             image.load()
         except DecodeError:
             raise
@@ -183,8 +186,7 @@ def _decode(data: bytes, size: int, max_pixels: int) -> np.ndarray:
             raise DecodeError(DecodeFailure(ReasonCode.DECODE_ERROR, f"corrupt image data ({message})")) from None
         except (SyntaxError, ValueError, TypeError, EOFError, IndexError, struct_error()) as error:
             raise DecodeError(DecodeFailure(ReasonCode.DECODE_ERROR, f"corrupt image data ({error})")) from None
-        rgb = _to_rgb(_oriented(image)).resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
-    return np.asarray(rgb, dtype=np.float32) / 255.0
+        return _to_rgb(_oriented(image))
 
 
 def struct_error() -> type[Exception]:
@@ -194,6 +196,29 @@ def struct_error() -> type[Exception]:
     return struct.error
 
 
+def _guarded(path: Path, expected_sha256: str | None, max_pixels: int, draft_side: int) -> Image.Image:
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        raise RuntimeError("ImageFile.LOAD_TRUNCATED_IMAGES is set; truncated files would pass as images.")
+    try:
+        return _open(_read(path, expected_sha256), max_pixels, draft_side)
+    except DecodeError:
+        raise
+    except MemoryError:
+        raise DecodeError(DecodeFailure(ReasonCode.TOO_LARGE, "not enough memory to decode the image")) from None
+    except Exception as error:  # any other Pillow failure is still a broken file, never a failed chunk
+        raise DecodeError(DecodeFailure(ReasonCode.DECODE_ERROR, f"{type(error).__name__}: {error}")) from None
+
+
+def decode_photo(path: Path, *, max_pixels: int = MAX_IMAGE_PIXELS, expected_sha256: str | None = None,
+                 draft_side: int = PHOTO_DRAFT_SIDE) -> Image.Image:
+    """Decode a photo to an upright (EXIF-rotated) RGB picture, or raise :class:`DecodeError`.
+
+    JPEGs larger than ``draft_side`` on both sides are decoded at a reduced scale. With ``expected_sha256``,
+    the bytes read must be the ones hashed when the job was submitted.
+    """
+    return _guarded(path, expected_sha256, max_pixels, draft_side)
+
+
 def decode_face(path: Path, *, size: int = FACE_SIZE, max_pixels: int = MAX_IMAGE_PIXELS,
                 expected_sha256: str | None = None) -> np.ndarray:
     """Decode an image into a (size, size, 3) float32 RGB array in 0..1, or raise :class:`DecodeError`.
@@ -201,16 +226,9 @@ def decode_face(path: Path, *, size: int = FACE_SIZE, max_pixels: int = MAX_IMAG
     With ``expected_sha256``, the bytes read must be the ones that were hashed when the job was submitted,
     so every prediction belongs to the content it is recorded under.
     """
-    if ImageFile.LOAD_TRUNCATED_IMAGES:
-        raise RuntimeError("ImageFile.LOAD_TRUNCATED_IMAGES is set; truncated files would pass as images.")
-    try:
-        return _decode(_read(path, expected_sha256), size, max_pixels)
-    except DecodeError:
-        raise
-    except MemoryError:
-        raise DecodeError(DecodeFailure(ReasonCode.TOO_LARGE, "not enough memory to decode the image")) from None
-    except Exception as error:  # any other Pillow failure is still a broken file, never a failed chunk
-        raise DecodeError(DecodeFailure(ReasonCode.DECODE_ERROR, f"{type(error).__name__}: {error}")) from None
+    rgb = _guarded(path, expected_sha256, max_pixels, size)
+    resized = rgb.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    return np.asarray(resized, dtype=np.float32) / 255.0
 
 
 def decode_batch(paths: Sequence[Path], *, size: int = FACE_SIZE, max_pixels: int = MAX_IMAGE_PIXELS,

@@ -11,8 +11,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from annotator.errors import SourceError
+from annotator.face_modes import FaceOptions
 from annotator.images import discover
-from annotator.pipeline import ALIGNED, finish_job_if_complete
+from annotator.pipeline import finish_job_if_complete
 from annotator.store import active_chain_versions
 from db.models import Face, Image, ImageStatus, Job, JobChunk, JobImage, Prediction
 from db.queries import insert_ignoring_conflicts
@@ -53,23 +54,27 @@ def _image_ids(session: Session, found: Iterable) -> dict[str, int]:  # type: ig
     return ids
 
 
-def already_annotated(session: Session, image_ids: Sequence[int], version_ids: Sequence[int]) -> set[int]:
-    """Ids of the images whose aligned face has a prediction from every one of ``version_ids``."""
+def already_annotated(session: Session, image_ids: Sequence[int], version_ids: Sequence[int], method: str) -> set[int]:
+    """Ids of the images with faces found by ``method``, each with a prediction from every one of ``version_ids``."""
     done: set[int] = set()
     for group in batched(list(image_ids), QUERY_BATCH):
-        query = (
-            select(Face.image_id)
-            .join(Prediction, Prediction.face_id == Face.id)
-            .where(Face.image_id.in_(group), Face.method == ALIGNED, Prediction.model_version_id.in_(version_ids))
-            .group_by(Face.image_id)
+        faces = select(Face.image_id, Face.id).where(Face.image_id.in_(group), Face.method == method)
+        complete = (
+            faces.join(Prediction, Prediction.face_id == Face.id)
+            .where(Prediction.model_version_id.in_(version_ids))
+            .group_by(Face.image_id, Face.id)
             .having(func.count(func.distinct(Prediction.model_version_id)) == len(version_ids))
+            .subquery()
         )
-        done.update(session.scalars(query))
+        all_faces = faces.subquery()
+        per_image = dict(session.execute(select(all_faces.c.image_id, func.count()).group_by(all_faces.c.image_id)).all())
+        finished = dict(session.execute(select(complete.c.image_id, func.count()).group_by(complete.c.image_id)).all())
+        done.update(image_id for image_id, count in per_image.items() if finished.get(image_id) == count)
     return done
 
 
-def create_job(session: Session, source: Path, *, chunk_size: int) -> NewJob:
-    """Record a job for every image under ``source``; nothing runs yet."""
+def create_job(session: Session, source: Path, *, chunk_size: int, faces: FaceOptions) -> NewJob:
+    """Record a job for every image under ``source``, finding faces as ``faces`` says; nothing runs yet."""
     source = source.expanduser().resolve()
     if not source.exists():
         raise SourceError(f"Folder not found: {source}.")
@@ -81,13 +86,14 @@ def create_job(session: Session, source: Path, *, chunk_size: int) -> NewJob:
     versions = active_chain_versions(session)
     version_ids = [v.id for v in versions]
 
-    job = Job(source=str(source), face_mode=ALIGNED, chain=[v.name for v in versions],
+    job = Job(source=str(source), face_mode=faces.mode.value, face_options=faces.to_record(),
+              chain=[v.name for v in versions],
               model_version_ids=version_ids, chunk_size=chunk_size, total=len(found) + len(failures))
     session.add(job)
     session.flush()
 
     image_ids = _image_ids(session, found)
-    finished = already_annotated(session, list(set(image_ids.values())), version_ids)
+    finished = already_annotated(session, list(set(image_ids.values())), version_ids, faces.method)
     members: list[dict] = []
     pending: list[dict] = []
     seen: set[int] = set()

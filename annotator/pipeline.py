@@ -1,32 +1,49 @@
-"""Annotate one chunk of a job: decode, run the chain in one batch, write every row in one transaction.
+"""Annotate one chunk of a job: find its faces, run the chain in batches, write every row in one transaction.
 
 This is the plain function behind the Celery task; the eager path, the workers and the tests all call it.
 It is idempotent: rows are inserted ignoring conflicts and only still-pending images change status, so a
-redelivered chunk neither duplicates nor loses work.
+redelivered chunk neither duplicates nor loses work. Faces already recorded for an image by the same face
+mode are reused, so a redelivery or a new model version sees exactly the same faces.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from annotator.chain import load_chain, run_chain
-from annotator.images import decode_batch
-from annotator.specs import OutputKind
+from annotator.chain import LoadedModel, load_chain, run_chain
+from annotator.detection import Detection
+from annotator.face_extraction import ExtractedFace, ImageToExtract, extract_in_background
+from annotator.face_modes import FaceMode, FaceOptions
+from annotator.images import ReasonCode
 from annotator.settings import Settings
+from annotator.specs import OutputKind
 from db.models import (
-    ChunkStatus, Face, Image, ImageStatus, Job, JobChunk, JobImage, JobStatus, ModelVersion, Prediction, utcnow,
+    ChunkStatus,
+    Face,
+    Image,
+    ImageStatus,
+    Job,
+    JobChunk,
+    JobImage,
+    JobStatus,
+    ModelVersion,
+    Prediction,
+    utcnow,
 )
 from db.queries import insert_ignoring_conflicts
 from db.session import transaction
 
-ALIGNED = "aligned"
+OVERLAP_BATCH = 64
+"""Faces per chain call: small enough that inference overlaps the next images' decoding and detection."""
 
 
 @dataclass(frozen=True)
@@ -56,24 +73,51 @@ def _pending_members(session: Session, job_id: int, chunk: int) -> list[_Member]
     return [_Member(*row) for row in rows]
 
 
-def _job_versions(session: Session, job_id: int) -> list[ModelVersion]:
-    job = session.get_one(Job, job_id)
+def _job_versions(session: Session, job: Job) -> list[ModelVersion]:
     by_id = {mv.id: mv for mv in session.scalars(select(ModelVersion).where(ModelVersion.id.in_(job.model_version_ids)))}
     return [by_id[i] for i in job.model_version_ids]
 
 
-def _face_ids(session: Session, image_ids: list[int]) -> dict[int, int]:
-    insert_ignoring_conflicts(
-        session, Face, [{"image_id": i, "method": ALIGNED, "index": 0, "box": None, "landmarks": None, "score": None}
-                        for i in image_ids]
-    )
+def job_face_options(job: Job) -> FaceOptions:
+    """The face mode and detector settings ``job`` was created with."""
+    return FaceOptions.from_record(job.face_mode, job.face_options)
+
+
+def recorded_detections(session: Session, image_ids: Sequence[int], method: str) -> dict[int, list[Detection]]:
+    """Faces already found in these images by ``method``, in index order."""
     rows = session.execute(
-        select(Face.image_id, Face.id).where(Face.image_id.in_(image_ids), Face.method == ALIGNED, Face.index == 0)
+        select(Face.image_id, Face.box, Face.landmarks, Face.score)
+        .where(Face.image_id.in_(image_ids), Face.method == method).order_by(Face.image_id, Face.index)
     )
-    return {image_id: face_id for image_id, face_id in rows}
+    found: dict[int, list[Detection]] = {}
+    for image_id, box, landmarks, score in rows:
+        found.setdefault(image_id, []).append(Detection(tuple(box), np.asarray(landmarks, np.float64), score))
+    return found
 
 
-def _prediction_rows(chain, outputs: dict[str, np.ndarray], face_ids: list[int]) -> list[dict]:  # type: ignore[no-untyped-def]
+def _face_row(image_id: int, method: str, face: ExtractedFace) -> dict[str, Any]:
+    found = face.detection
+    return {
+        "image_id": image_id, "method": method, "index": face.index,
+        "box": None if found is None else [round(v, 2) for v in found.box],
+        "landmarks": None if found is None else np.round(found.landmarks, 2).tolist(),
+        "score": None if found is None else round(found.score, 6),
+    }
+
+
+def _face_ids(session: Session, method: str, faces: list[tuple[int, ExtractedFace]]) -> list[int]:
+    """Record the faces (image id, face) and return their ids, in the same order."""
+    insert_ignoring_conflicts(session, Face, [_face_row(image_id, method, face) for image_id, face in faces])
+    rows = session.execute(
+        select(Face.image_id, Face.index, Face.id)
+        .where(Face.image_id.in_({image_id for image_id, _ in faces}), Face.method == method)
+    )
+    ids = {(image_id, index): face_id for image_id, index, face_id in rows}
+    return [ids[(image_id, face.index)] for image_id, face in faces]
+
+
+def _prediction_rows(chain: Sequence[LoadedModel], outputs: dict[str, np.ndarray],
+                     face_ids: list[int]) -> list[dict[str, Any]]:
     rows = []
     for model in chain:
         values = outputs[model.spec.name]
@@ -138,36 +182,71 @@ def _finish_chunk(session: Session, job_id: int, chunk: int) -> None:
     finish_job_if_complete(session, job_id)
 
 
+@dataclass
+class _ChunkFaces:
+    """The faces of a chunk with their owners, run through the chain as they arrive."""
+
+    chain_versions: list[ModelVersion]
+    faces: list[tuple[int, ExtractedFace]]  # (image id, face)
+    outputs: list[dict[str, np.ndarray]]
+    waiting: list[np.ndarray]
+
+    def add(self, image_id: int, face: ExtractedFace) -> None:
+        self.faces.append((image_id, face))
+        self.waiting.append(face.pixels)
+        if len(self.waiting) >= OVERLAP_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.waiting:
+            self.outputs.append(run_chain(load_chain(self.chain_versions), np.stack(self.waiting)))
+            self.waiting = []
+
+    def merged_outputs(self) -> dict[str, np.ndarray]:
+        self.flush()
+        return {name: np.concatenate([part[name] for part in self.outputs]) for name in self.outputs[0]}
+
+
 def process_chunk(factory: sessionmaker[Session], settings: Settings, job_id: int, chunk: int) -> ChunkOutcome:
     """Annotate the pending images of chunk ``chunk`` of job ``job_id``."""
     with transaction(factory) as session:
         if not _start_chunk(session, job_id, chunk):
             return ChunkOutcome(job_id, chunk, 0, 0)
     with factory() as session:
+        job = session.get_one(Job, job_id)
         members = _pending_members(session, job_id, chunk)
-        versions = _job_versions(session, job_id)
+        versions = _job_versions(session, job)
+        options = job_face_options(job)
+        known = ({} if options.mode is FaceMode.ALIGNED
+                 else recorded_detections(session, [m.image_id for m in members], options.method))
     if not members:
         with transaction(factory) as session:
             _finish_chunk(session, job_id, chunk)
         return ChunkOutcome(job_id, chunk, 0, 0)
 
-    faces, ok_indices, failures = decode_batch(
-        [Path(m.path) for m in members], max_pixels=settings.max_image_pixels,
-        expected_sha256=[m.sha256 for m in members],
-    )
-    ok_members = [members[i] for i in ok_indices]
-    chain = load_chain(versions) if ok_members else []
-    outputs = run_chain(chain, faces) if ok_members else {}
+    items = [ImageToExtract(Path(m.path), m.sha256, known.get(m.image_id, ())) for m in members]
+    found = _ChunkFaces(versions, [], [], [])
+    done, no_face, failed = [], [], []
+    for member, extracted in zip(members, extract_in_background(items, options,
+                                                                max_pixels=settings.max_image_pixels)):
+        if extracted.failure is not None:
+            failed.append((member, extracted.failure))
+        elif not extracted.faces:
+            no_face.append(member)
+        else:
+            done.append(member)
+            for face in extracted.faces:
+                found.add(member.image_id, face)
 
+    outputs = found.merged_outputs() if found.faces else {}
     with transaction(factory) as session:
-        if ok_members:
-            face_by_image = _face_ids(session, [m.image_id for m in ok_members])
-            insert_ignoring_conflicts(
-                session, Prediction, _prediction_rows(chain, outputs,
-                                                      [face_by_image[m.image_id] for m in ok_members])
-            )
-            _mark(session, [m.id for m in ok_members], ImageStatus.DONE)
-        for index, failure in failures:
-            _mark(session, [members[index].id], ImageStatus.FAILED, failure.reason.value, failure.detail)
+        if found.faces:
+            face_ids = _face_ids(session, options.method, found.faces)
+            insert_ignoring_conflicts(session, Prediction, _prediction_rows(load_chain(versions), outputs, face_ids))
+        _mark(session, [m.id for m in done], ImageStatus.DONE)
+        _mark(session, [m.id for m in no_face], ImageStatus.FAILED, ReasonCode.NO_FACE.value,
+              f"no face of at least {options.min_face_size} pixels with a detector score of {options.min_score:.2f}")
+        for member, failure in failed:
+            _mark(session, [member.id], ImageStatus.FAILED, failure.reason.value, failure.detail)
         _finish_chunk(session, job_id, chunk)
-    return ChunkOutcome(job_id, chunk, len(ok_members), len(failures))
+    return ChunkOutcome(job_id, chunk, len(done), len(no_face) + len(failed))

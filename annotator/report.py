@@ -9,7 +9,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from annotator.errors import UnknownJobError
-from db.models import ImageStatus, Job, JobImage
+from annotator.face_modes import FaceOptions
+from db.models import Face, ImageStatus, Job, JobImage
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class JobSummary:
     skipped: int
     failed: int
     pending: int
+    faces: int  # faces found in the done images (one per image for aligned portraits)
     created_at: datetime
     finished_at: datetime | None
 
@@ -47,6 +49,13 @@ class FailedImage:
     detail: str
 
 
+def _face_count(session: Session, job: Job) -> int:
+    method = FaceOptions.from_record(job.face_mode, job.face_options).method
+    done = select(JobImage.image_id).where(JobImage.job_id == job.id, JobImage.status == ImageStatus.DONE.value)
+    return session.scalar(
+        select(func.count()).select_from(Face).where(Face.method == method, Face.image_id.in_(done))) or 0
+
+
 def _summary(session: Session, job: Job) -> JobSummary:
     query = select(JobImage.status, func.count()).where(JobImage.job_id == job.id).group_by(JobImage.status)
     counts = {status: count for status, count in session.execute(query)}
@@ -54,6 +63,7 @@ def _summary(session: Session, job: Job) -> JobSummary:
         id=job.id, source=job.source, status=job.status, face_mode=job.face_mode, total=job.total,
         done=counts.get(ImageStatus.DONE.value, 0), skipped=counts.get(ImageStatus.SKIPPED.value, 0),
         failed=counts.get(ImageStatus.FAILED.value, 0), pending=counts.get(ImageStatus.PENDING.value, 0),
+        faces=_face_count(session, job),
         created_at=job.created_at, finished_at=job.finished_at,
     )
 

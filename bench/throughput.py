@@ -103,7 +103,7 @@ def service_rate(folder: Path, warmup: Path, chunk_size: int, env: dict[str, str
     worker = subprocess.Popen([ANNOTATE, "worker", "--loglevel", "warning", *os.environ.get("BENCH_WORKER", "").split()], env=env, stdout=log.open("wb"),
                               stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        submit = [ANNOTATE, "submit", "--wait", "--chunk-size", str(chunk_size)]
+        submit = [ANNOTATE, "submit", "--faces", "aligned", "--wait", "--chunk-size", str(chunk_size)]
         subprocess.run([*submit, str(warmup)], env=env, check=True, capture_output=True, timeout=600)
         started = time.perf_counter()
         subprocess.run([*submit, str(folder)], env=env, check=True, capture_output=True, timeout=3600)

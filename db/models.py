@@ -62,7 +62,8 @@ class Job(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     source: Mapped[str] = mapped_column(String(4096))
-    face_mode: Mapped[str] = mapped_column(String(16))
+    face_mode: Mapped[str] = mapped_column(String(16))  # "detect" or "aligned"
+    face_options: Mapped[dict[str, Any] | None]  # the detector and its settings; None for aligned portraits
     chain: Mapped[list[str]] = mapped_column(JSON)
     model_version_ids: Mapped[list[int]] = mapped_column(JSON)
     chunk_size: Mapped[int]

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from annotator.cli import main
 from annotator.export import CONDITION_DATA_COLUMNS, csv_columns
+from annotator.face_modes import ALIGNED_FACES
 from tests.conftest import write_faces
 
 
@@ -20,7 +21,7 @@ def invoke(*args):
 def test_submit_status_and_export(settings, untrained_chain, tmp_path):
     write_faces(tmp_path / "photos", 7)
     (tmp_path / "photos" / "broken.jpg").write_text("not a jpeg")
-    result = invoke("submit", str(tmp_path / "photos"), "--wait", "--chunk-size", "3")
+    result = invoke("submit", str(tmp_path / "photos"), "--faces", "aligned", "--wait", "--chunk-size", "3")
     assert result.exit_code == 0, result.output
     assert "done 7" in result.output and "failed 1" in result.output
     assert "not_an_image" in result.output
@@ -45,8 +46,8 @@ def test_submit_status_and_export(settings, untrained_chain, tmp_path):
 
 def test_resubmit_says_nothing_to_do(settings, untrained_chain, tmp_path):
     write_faces(tmp_path / "photos", 3)
-    invoke("submit", str(tmp_path / "photos"))
-    result = invoke("submit", str(tmp_path / "photos"))
+    invoke("submit", str(tmp_path / "photos"), "--faces", "aligned")
+    result = invoke("submit", str(tmp_path / "photos"), "--faces", "aligned")
     assert "Nothing to annotate" in result.output and "skipped 3" in result.output
 
 
@@ -80,7 +81,7 @@ def test_jobs_retry_and_cancel_from_the_command_line(settings, factory, untraine
 
     paths = write_faces(tmp_path / "photos", 3)
     with transaction(factory) as session:
-        job = create_job(session, tmp_path / "photos", chunk_size=10)
+        job = create_job(session, tmp_path / "photos", chunk_size=10, faces=ALIGNED_FACES)
     paths[0].rename(tmp_path / "away.png")  # gone while the worker reads the chunk
     process_chunk(factory, settings, job.job_id, 0)
     assert "unreadable" in invoke("status", str(job.job_id)).output

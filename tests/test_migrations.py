@@ -19,4 +19,4 @@ def test_upgrade_twice_is_harmless(tmp_path):
     upgrade(engine)
     upgrade(engine)
     with engine.connect() as connection:
-        assert MigrationContext.configure(connection).get_current_revision() == "0001"
+        assert MigrationContext.configure(connection).get_current_revision() == "0002"

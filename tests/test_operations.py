@@ -4,6 +4,7 @@ import pytest
 from sqlalchemy import select, update
 
 from annotator.errors import AnnotateError
+from annotator.face_modes import ALIGNED_FACES
 from annotator.jobs import create_job
 from annotator.operations import cancel_job, chunks_to_retry, stalled_chunks
 from annotator.pipeline import process_chunk
@@ -15,7 +16,7 @@ from tests.conftest import write_faces
 
 def new_job(factory, folder, chunk_size=2):
     with transaction(factory) as session:
-        return create_job(session, folder, chunk_size=chunk_size)
+        return create_job(session, folder, chunk_size=chunk_size, faces=ALIGNED_FACES)
 
 
 def test_cancelled_chunks_do_no_work(factory, settings, untrained_chain, tmp_path):

@@ -3,6 +3,7 @@ import pytest
 from sqlalchemy import func, select
 
 from annotator.errors import NoActiveModelError, SourceError
+from annotator.face_modes import ALIGNED_FACES
 from annotator.jobs import create_job
 from annotator.pipeline import process_chunk
 from db.models import Face, ImageStatus, Job, JobImage, Prediction
@@ -12,7 +13,7 @@ from tests.conftest import write_faces
 
 def run_job(factory, settings, folder, chunk_size=4):
     with transaction(factory) as session:
-        job = create_job(session, folder, chunk_size=chunk_size)
+        job = create_job(session, folder, chunk_size=chunk_size, faces=ALIGNED_FACES)
     for chunk in job.chunks:
         process_chunk(factory, settings, job.job_id, chunk)
     return job
@@ -73,7 +74,7 @@ def test_resubmitting_an_unchanged_folder_does_no_model_work(factory, settings, 
     write_faces(tmp_path / "photos", 5)
     run_job(factory, settings, tmp_path / "photos")
     with transaction(factory) as session:
-        again = create_job(session, tmp_path / "photos", chunk_size=4)
+        again = create_job(session, tmp_path / "photos", chunk_size=4, faces=ALIGNED_FACES)
     assert again.chunks == [] and again.skipped == 5
     with factory() as session:
         assert session.get(Job, again.job_id).status == "finished"
@@ -104,22 +105,22 @@ def test_missing_and_empty_folders_are_errors(factory, settings, untrained_chain
     (tmp_path / "empty" / "notes.txt").write_text("no images here")
     with transaction(factory) as session:
         with pytest.raises(SourceError, match="Folder not found"):
-            create_job(session, tmp_path / "missing", chunk_size=4)
+            create_job(session, tmp_path / "missing", chunk_size=4, faces=ALIGNED_FACES)
         with pytest.raises(SourceError, match="No images found"):
-            create_job(session, tmp_path / "empty", chunk_size=4)
+            create_job(session, tmp_path / "empty", chunk_size=4, faces=ALIGNED_FACES)
 
 
 def test_submitting_without_models_says_how_to_get_them(factory, settings, tmp_path):
     write_faces(tmp_path / "photos", 1)
     with transaction(factory) as session, pytest.raises(NoActiveModelError, match="annotate models demo"):
-        create_job(session, tmp_path / "photos", chunk_size=4)
+        create_job(session, tmp_path / "photos", chunk_size=4, faces=ALIGNED_FACES)
 
 
 def test_a_file_changed_after_submission_is_not_annotated_under_its_old_hash(factory, settings, untrained_chain,
                                                                               tmp_path):
     paths = write_faces(tmp_path / "photos", 2)
     with transaction(factory) as session:
-        job = create_job(session, tmp_path / "photos", chunk_size=4)
+        job = create_job(session, tmp_path / "photos", chunk_size=4, faces=ALIGNED_FACES)
     write_faces(tmp_path / "other", 1, seed=9)[0].replace(paths[0])
     process_chunk(factory, settings, job.job_id, 0)
     with factory() as session:

@@ -47,7 +47,7 @@ def factory(service_env):
 
 
 def submit(folder, chunk_size):
-    result = CliRunner().invoke(main, ["submit", str(folder), "--chunk-size", str(chunk_size)],
+    result = CliRunner().invoke(main, ["submit", str(folder), "--faces", "aligned", "--chunk-size", str(chunk_size)],
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return result

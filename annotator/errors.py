@@ -23,3 +23,15 @@ class UnknownJobError(AnnotateError):
 
 class UnknownVersionError(AnnotateError):
     """A model version that is not in the store."""
+
+
+class ModelImportError(AnnotateError):
+    """A model file that cannot be imported: unknown format, unreadable, or shapes that do not fit its spec."""
+
+
+class UnsafeModelError(ModelImportError):
+    """A model file that would run arbitrary Python code when loaded (a Lambda layer)."""
+
+
+class LabelledSetError(AnnotateError):
+    """A labelled CSV that is missing, malformed, or lists no usable images."""

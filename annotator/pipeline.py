@@ -18,10 +18,20 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from annotator.chain import load_chain, run_chain
 from annotator.images import decode_batch
-from annotator.specs import OutputKind
 from annotator.settings import Settings
+from annotator.specs import OutputKind
 from db.models import (
-    ChunkStatus, Face, Image, ImageStatus, Job, JobChunk, JobImage, JobStatus, ModelVersion, Prediction, utcnow,
+    ChunkStatus,
+    Face,
+    Image,
+    ImageStatus,
+    Job,
+    JobChunk,
+    JobImage,
+    JobStatus,
+    ModelVersion,
+    Prediction,
+    utcnow,
 )
 from db.queries import insert_ignoring_conflicts
 from db.session import transaction

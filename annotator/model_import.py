@@ -32,7 +32,7 @@ FORMAT_H5_MODEL = "h5-model"
 FORMAT_H5_WEIGHTS = "h5-weights"
 FORMAT_SAVED_MODEL = "saved_model"
 PROBE_BATCH = 4
-UNSAFE_LAYERS = frozenset({"Lambda", "TFOpLambda"})  # both carry Python code or ops in their config
+UNSAFE_LAYERS = frozenset({"Lambda"})  # its config carries Python bytecode
 SUPPORTED = "a .keras file, a legacy .h5 weights or model file, or a TF SavedModel folder"
 
 
@@ -44,9 +44,11 @@ class ImportedModel:
     format: str
 
 
-def _first_line(error: Exception) -> str:
-    text = str(error).strip().splitlines()
-    return text[0][:300] if text else type(error).__name__
+def _first_line(error: Exception, limit: int = 200) -> str:
+    # Keras errors can run to pages; the CLI prints one line.
+    lines = str(error).strip().splitlines()
+    text = lines[0] if lines else type(error).__name__
+    return text if len(text) <= limit else text[:limit].rstrip() + "..."
 
 
 def _layer_classes(config: Any) -> Iterator[tuple[str, str]]:
@@ -96,23 +98,26 @@ def _load_safely(path: Path) -> keras.Model:
         # safe_mode is the second line of defence after refuse_unsafe: it refuses any serialised lambda.
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # Keras raises many types for an unloadable file; all mean the same to the user.
-        raise ModelImportError(f"Keras cannot load {path}: {_first_line(error)}") from error
+        raise ModelImportError(f"Keras cannot load {path}: {_first_line(error)}.") from error
 
 
 def legacy_weight_arrays(path: Path) -> list[np.ndarray]:
     """The arrays of a Keras 2 ``save_weights`` .h5 file (or a full-model file's weights), in layer order."""
-    with h5py.File(path, "r") as handle:
-        group: Any = handle
-        if "layer_names" not in group.attrs and "model_weights" in group:
-            group = group["model_weights"]
-        if "layer_names" not in group.attrs:
-            raise ModelImportError(f"{path} holds neither a Keras model nor legacy Keras weights (no layer_names).")
-        arrays = []
-        for layer_name in group.attrs["layer_names"]:
-            layer = group[layer_name.decode() if isinstance(layer_name, bytes) else layer_name]
-            for weight_name in layer.attrs.get("weight_names", []):
-                arrays.append(np.asarray(layer[weight_name.decode() if isinstance(weight_name, bytes) else weight_name]))
-        return arrays
+    def text(name: str | bytes) -> str:
+        return name.decode() if isinstance(name, bytes) else name
+
+    try:
+        with h5py.File(path, "r") as handle:
+            group: Any = handle
+            if "layer_names" not in group.attrs and "model_weights" in group:
+                group = group["model_weights"]
+            if "layer_names" not in group.attrs:
+                raise ModelImportError(f"{path} holds neither a Keras model nor legacy Keras weights "
+                                       "(no layer_names); Keras 3 .weights.h5 files are not supported.")
+            layers_ = [group[text(name)] for name in group.attrs["layer_names"]]
+            return [np.asarray(layer[text(w)]) for layer in layers_ for w in layer.attrs.get("weight_names", [])]
+    except (OSError, KeyError) as error:
+        raise ModelImportError(f"Cannot read the weights in {path}: {_first_line(error)}.") from None
 
 
 def load_legacy_weights(spec: ModelSpec, path: Path) -> keras.Model:
@@ -180,6 +185,15 @@ def _check_output_range(spec: ModelSpec, model: keras.Model, source: Path) -> No
                                f"{spec.output.value}). Received: range=({out.min():.3f}, {out.max():.3f}).")
 
 
+def _seed_weights_of_unloadable(spec: ModelSpec, path: Path, error: ModelImportError) -> keras.Model:
+    # Keras 2 models of the seed's flat input split it with TFOpLambda slices, which Keras 3 cannot rebuild;
+    # their weights are still the seed architecture's, and reading weights runs no code.
+    try:
+        return load_legacy_weights(spec, path)
+    except ModelImportError as weights_error:
+        raise ModelImportError(f"{error} Its weights do not fit either: {weights_error}") from None
+
+
 def import_model(spec: ModelSpec, path: Path) -> ImportedModel:
     """Load ``path`` in whichever supported format it is and fit it to ``spec``."""
     if not path.exists():
@@ -197,7 +211,11 @@ def import_model(spec: ModelSpec, path: Path) -> ImportedModel:
         if config is None:
             return ImportedModel(load_legacy_weights(spec, path), FORMAT_H5_WEIGHTS)
         refuse_unsafe(config, path)
-        return ImportedModel(fit_to_spec(spec, _load_safely(path), path), FORMAT_H5_MODEL)
+        try:
+            model = _load_safely(path)
+        except ModelImportError as error:
+            return ImportedModel(_seed_weights_of_unloadable(spec, path, error), FORMAT_H5_WEIGHTS)
+        return ImportedModel(fit_to_spec(spec, model, path), FORMAT_H5_MODEL)
     raise ModelImportError(f"Unknown model format {suffix or 'without a suffix'} of {path}; expected {SUPPORTED}.")
 
 

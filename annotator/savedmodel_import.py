@@ -13,7 +13,9 @@ with the shapes that differ.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -41,10 +43,11 @@ def expected_signature(spec: ModelSpec) -> str:
             f"{gender}] and one output of shape (None, {outputs})")
 
 
-def _shapes(tensors: object) -> list[tuple[int | None, ...] | None]:
+def _shapes(tensors: Mapping[str, Any]) -> list[tuple[int | None, ...] | None]:
+    """Shapes of a signature's TensorInfo protos, sorted by name; free dimensions and unknown ranks are None."""
     return [None if t.tensor_shape.unknown_rank else tuple(d.size if d.size >= 0 else None
                                                             for d in t.tensor_shape.dim)
-            for _, t in sorted(tensors.items())]  # type: ignore[attr-defined]
+            for _, t in sorted(tensors.items())]
 
 
 def check_signature(spec: ModelSpec, folder: Path) -> None:

@@ -259,3 +259,35 @@ def test_chain_feeds_bgr_models_reversed_channels(settings, factory, untrained_c
         assert bgr.input_spec["channel_order"] == "BGR" and rgb.input_spec["channel_order"] == "RGB"
         np.testing.assert_allclose(run_chain(load_chain([gender, bgr]), faces)["eyes"], 0.8, atol=1e-4)
         np.testing.assert_allclose(run_chain(load_chain([gender, rgb]), faces)["eyes"], 0.2, atol=1e-4)
+
+
+def write_keras2_flat_model_file(model, path: Path) -> None:
+    """A Keras 2 full-model .h5 of the seed's flat input, split with TFOpLambda slices Keras 3 cannot rebuild."""
+    import json
+
+    write_legacy_weights(model, path.with_suffix(".weights-only.h5"))
+    config = {"class_name": "Functional", "config": {"name": "seed", "layers": [
+        {"class_name": "InputLayer", "config": {"batch_input_shape": [None, 5762], "name": "input_1"}},
+        {"class_name": "TFOpLambda", "config": {"name": "tf.__operators__.getitem",
+                                                 "function": "__operators__.getitem"}}]}}
+    with h5py.File(path, "w") as handle, h5py.File(path.with_suffix(".weights-only.h5"), "r") as weights:
+        handle.attrs["model_config"] = json.dumps(config)
+        weights.copy(weights["/"], handle, name="model_weights")
+        for key, value in weights.attrs.items():
+            handle["model_weights"].attrs[key] = value
+
+
+def test_unloadable_h5_model_falls_back_to_its_seed_weights(settings, factory, tmp_path):
+    model = seeded_model("eyes")
+    write_keras2_flat_model_file(model, tmp_path / "seed_eyes.h5")
+    result = invoke("models", "import", "eyes", str(tmp_path / "seed_eyes.h5"))
+    assert result.exit_code == 0, result.output
+    record = stored(factory, "eyes")
+    assert record.metrics["format"] == "h5-weights"
+    inputs = sample_inputs("eyes")
+    np.testing.assert_allclose(run(load_stored(record), inputs), run(model, inputs), atol=1e-6)
+
+    refused = invoke("models", "import", "mouth", str(tmp_path / "seed_eyes.h5"))
+    assert refused.exit_code == 1 and "Keras cannot load" in refused.output
+    assert "Its weights do not fit either" in refused.output and "Received: shape=" in refused.output
+    assert len(refused.output.strip().splitlines()) == 1

@@ -13,7 +13,7 @@ import numpy as np
 
 from annotator.crops import crop_batch
 from annotator.specs import ModelSpec, OutputKind, get_spec
-from annotator.store import load_keras_model
+from annotator.store import CHANNEL_ORDER_BGR, CHANNEL_ORDER_RGB, load_keras_model
 from annotator.tf_runtime import import_tensorflow
 from db.models import ModelVersion
 
@@ -30,6 +30,7 @@ class LoadedModel:
     version_id: int
     label: str
     predict: Predictor
+    channel_order: str = CHANNEL_ORDER_RGB
 
 
 _cache: dict[tuple[tuple[int, str], ...], list[LoadedModel]] = {}
@@ -58,9 +59,32 @@ def load_chain(versions: Sequence[ModelVersion]) -> list[LoadedModel]:
     key = tuple((v.id, v.sha256) for v in versions)
     if key not in _cache:
         _cache[key] = [
-            LoadedModel(get_spec(v.name), v.id, v.label, _compile_predictor(load_keras_model(v))) for v in versions
+            LoadedModel(get_spec(v.name), v.id, v.label, _compile_predictor(load_keras_model(v)),
+                        v.input_spec.get("channel_order", CHANNEL_ORDER_RGB))
+            for v in versions
         ]
     return _cache[key]
+
+
+def model_input(model: LoadedModel, faces: np.ndarray) -> np.ndarray:
+    """``model``'s image input for RGB ``faces``: its crop, channel-reversed for a model that expects BGR."""
+    crop = crop_batch(faces, model.spec)
+    if model.channel_order == CHANNEL_ORDER_BGR:
+        # Models trained on OpenCV-read images saw BGR; feeding them RGB swaps red and blue silently.
+        return np.ascontiguousarray(crop[..., ::-1])
+    return crop
+
+
+def predict_attribute(model: LoadedModel, faces: np.ndarray, gender: np.ndarray | None) -> np.ndarray:
+    """Outputs of one model for ``faces``: (n, 2) for gender, (n,) for a regressor given ``gender`` (n, 2)."""
+    crop = model_input(model, faces)
+    if model.spec.output is OutputKind.GENDER_SOFTMAX:
+        return model.predict(crop).astype(np.float32)
+    if not model.spec.takes_gender:
+        return model.predict(crop)[:, 0]
+    if gender is None:
+        raise ValueError(f"Model {model.spec.name!r} needs gender probabilities; gender must run first.")
+    return model.predict(crop, gender)[:, 0]
 
 
 def run_chain(chain: Sequence[LoadedModel], faces: np.ndarray) -> dict[str, np.ndarray]:
@@ -68,15 +92,7 @@ def run_chain(chain: Sequence[LoadedModel], faces: np.ndarray) -> dict[str, np.n
     outputs: dict[str, np.ndarray] = {}
     gender: np.ndarray | None = None
     for model in chain:
-        crop = crop_batch(faces, model.spec)
+        outputs[model.spec.name] = predict_attribute(model, faces, gender)
         if model.spec.output is OutputKind.GENDER_SOFTMAX:
-            gender = model.predict(crop).astype(np.float32)
-            outputs[model.spec.name] = gender
-            continue
-        if model.spec.takes_gender:
-            if gender is None:
-                raise ValueError(f"Model {model.spec.name!r} needs gender probabilities; gender must run first.")
-            outputs[model.spec.name] = model.predict(crop, gender)[:, 0]
-        else:
-            outputs[model.spec.name] = model.predict(crop)[:, 0]
+            gender = outputs[model.spec.name]
     return outputs

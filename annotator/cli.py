@@ -346,7 +346,7 @@ def show(target: str, output: Path | None, face_mode: str, min_face_size: int, m
 
 @main.group()
 def models() -> None:
-    """The model store: list, activate and train starter models."""
+    """The model store: list, activate, import, compare and train starter models."""
 
 
 @models.command("list")
@@ -380,6 +380,53 @@ def models_activate(name: str, version: int) -> None:
     with transaction(factory) as session:
         record = activate_version(session, name, version)
     click.echo(f"Active: {record.label}.")
+
+
+@models.command("import")
+@click.argument("name")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--channel-order", type=click.Choice(["RGB", "BGR"], case_sensitive=False), default="RGB",
+              show_default=True, help="Channel order the model was trained on; models of the seed project read "
+                                      "images with OpenCV and need BGR.")
+@click.option("--activate", is_flag=True, help="Make the imported version the one new jobs run.")
+@user_errors
+def models_import(name: str, path: Path, channel_order: str, activate: bool) -> None:
+    """Import PATH (.keras, legacy .h5 weights or model, TF SavedModel folder) as the next version of NAME."""
+    from annotator.tf_runtime import import_tensorflow
+
+    import_tensorflow()
+    from annotator.model_import import import_into_store
+    from db.session import transaction
+
+    settings = _settings()
+    with transaction(_database(settings)) as session:
+        record = import_into_store(session, settings.models_dir, name, path, channel_order=channel_order.upper(),
+                                   activate=activate)
+        label, version, fmt = record.label, record.version, record.metrics["format"]
+    state = "active" if activate else f"not active; `annotate models activate {name} {version}` makes it so"
+    click.echo(f"Imported {label} from {path} ({fmt}, {channel_order.upper()} channels): {state}.")
+
+
+@models.command("compare")
+@click.argument("name")
+@click.argument("v1", type=int)
+@click.argument("v2", type=int)
+@click.option("--data", "labels_csv", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="CSV of `path,label` rows (paths relative to the CSV): male/female for gender, 0..1 otherwise.")
+@click.option("--neutral-gender", is_flag=True,
+              help="Give regressors 0.5/0.5 as gender probabilities instead of the active gender model's.")
+@user_errors
+def models_compare(name: str, v1: int, v2: int, labels_csv: Path, neutral_gender: bool) -> None:
+    """Compare versions V1 and V2 of model NAME on a labelled set of aligned faces with the seed report."""
+    from annotator.tf_runtime import import_tensorflow
+
+    import_tensorflow()
+    from annotator.compare import compare_versions
+
+    factory = _database(_settings())
+    with factory() as session:
+        comparison = compare_versions(session, name, (v1, v2), labels_csv, neutral_gender=neutral_gender)
+    click.echo(comparison.format())
 
 
 @models.command("demo")

@@ -27,3 +27,15 @@ class UnknownVersionError(AnnotateError):
 
 class UnknownImageError(AnnotateError):
     """An image path or sha256 that names no readable image."""
+
+
+class ModelImportError(AnnotateError):
+    """A model file that cannot be imported: unknown format, unreadable, or shapes that do not fit its spec."""
+
+
+class UnsafeModelError(ModelImportError):
+    """A model file that would run arbitrary Python code when loaded (a Lambda layer)."""
+
+
+class LabelledSetError(AnnotateError):
+    """A labelled CSV that is missing, malformed, or lists no usable images."""

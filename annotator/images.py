@@ -141,7 +141,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 def _oriented(image: Image.Image) -> Image.Image:
     try:
         return ImageOps.exif_transpose(image)
-    except Exception:  # a broken EXIF block must not lose the picture; use it as stored
+    except Exception:  # noqa: BLE001 - a broken EXIF block must not lose the picture; use it as stored
         return image
 
 
@@ -205,7 +205,7 @@ def _guarded(path: Path, expected_sha256: str | None, max_pixels: int, draft_sid
         raise
     except MemoryError:
         raise DecodeError(DecodeFailure(ReasonCode.TOO_LARGE, "not enough memory to decode the image")) from None
-    except Exception as error:  # any other Pillow failure is still a broken file, never a failed chunk
+    except Exception as error:  # noqa: BLE001 - any other Pillow failure is a broken file, never a failed chunk
         raise DecodeError(DecodeFailure(ReasonCode.DECODE_ERROR, f"{type(error).__name__}: {error}")) from None
 
 

@@ -45,8 +45,8 @@ class RegressorReport:
         return "\n".join([
             f"  val MSE            {self.val_mse:.4f}   (train {self.n_train}, val {self.n_val})",
             f"  per-gender mean    male {self.mean_male:.4f} / female {self.mean_female:.4f}",
-            f"  baseline MSE       male {self.baseline_mse_male:.4f} / female {self.baseline_mse_female:.4f}"
-            f" -> {self.baseline_mse:.4f}",
+            (f"  baseline MSE       male {self.baseline_mse_male:.4f} / female {self.baseline_mse_female:.4f}"
+             f" -> {self.baseline_mse:.4f}"),
             f"  ratio              {self.ratio:.2f}x   (baseline / val)",
             f"  first {len(self.first_outputs)} outputs   {outputs}",
             f"  collapse check     {verdict}",

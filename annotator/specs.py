@@ -10,6 +10,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from annotator.errors import AnnotateError
+
 FACE_SIZE = 120
 """Side of the canonical aligned face every crop is cut from."""
 
@@ -64,6 +66,12 @@ class ModelSpec:
         return (*self.input_size, 3)
 
     @property
+    def flat_input_size(self) -> int:
+        """Length of the seed models' one flat input: the crop flattened (H*W*3), then the gender inputs."""
+        height, width, channels = self.input_shape
+        return height * width * channels + (2 if self.takes_gender else 0)
+
+    @property
     def takes_gender(self) -> bool:
         """True when the model takes the two gender probabilities as a second input."""
         return "gender" in self.requires
@@ -114,8 +122,12 @@ BACKGROUND_MEAN = ModelSpec(
 REGISTRY: dict[str, ModelSpec] = {spec.name: spec for spec in (GENDER, EYES, MOUTH, BACKGROUND_MEAN)}
 
 
-class UnknownModelError(KeyError):
+class UnknownModelError(AnnotateError, KeyError):
     """A model name that is not in the registry."""
+
+    def __str__(self) -> str:
+        # KeyError's own __str__ quotes its message; the CLI prints this one as a sentence.
+        return str(self.args[0])
 
 
 def get_spec(name: str) -> ModelSpec:

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     import keras
 
 CHANNEL_ORDER_RGB = "RGB"
+CHANNEL_ORDER_BGR = "BGR"  # what models trained on OpenCV-read images (the seed project's) expect
+CHANNEL_ORDERS = (CHANNEL_ORDER_RGB, CHANNEL_ORDER_BGR)
 
 
 def file_sha256(path: Path) -> str:
@@ -53,8 +55,11 @@ def register_model(
     metrics: dict[str, Any],
     is_demo: bool = False,
     activate: bool = True,
+    channel_order: str = CHANNEL_ORDER_RGB,
 ) -> ModelVersion:
     """Save ``model`` as the next version of ``spec`` and record it (optionally making it active)."""
+    if channel_order not in CHANNEL_ORDERS:
+        raise ValueError(f"Channel order must be one of {', '.join(CHANNEL_ORDERS)}. Received: {channel_order!r}.")
     version = (session.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.name == spec.name)) or 0) + 1
     folder = models_dir / spec.name
     folder.mkdir(parents=True, exist_ok=True)
@@ -69,7 +74,7 @@ def register_model(
         version=version,
         path=str(target),
         sha256=file_sha256(target),
-        input_spec=input_spec_of(spec),
+        input_spec=input_spec_of(spec, channel_order),
         metrics=metrics,
         is_demo=is_demo,
     )
@@ -85,11 +90,22 @@ def list_versions(session: Session) -> list[ModelVersion]:
     return list(session.scalars(select(ModelVersion).order_by(ModelVersion.name, ModelVersion.version)))
 
 
-def activate_version(session: Session, name: str, version: int) -> ModelVersion:
-    """Make ``name@version`` the one the chain runs; any other version of ``name`` becomes inactive."""
+def get_version(session: Session, name: str, version: int) -> ModelVersion:
+    """The stored ``name@version``, or :class:`UnknownVersionError`."""
     record = session.scalar(select(ModelVersion).where(ModelVersion.name == name, ModelVersion.version == version))
     if record is None:
         raise UnknownVersionError(f"No stored model {name}@{version}. See `annotate models list`.")
+    return record
+
+
+def active_version(session: Session, name: str) -> ModelVersion | None:
+    """The active version of ``name``, or None when none is active."""
+    return session.scalar(select(ModelVersion).where(ModelVersion.name == name, ModelVersion.active.is_(True)))
+
+
+def activate_version(session: Session, name: str, version: int) -> ModelVersion:
+    """Make ``name@version`` the one the chain runs; any other version of ``name`` becomes inactive."""
+    record = get_version(session, name, version)
     session.execute(update(ModelVersion).where(ModelVersion.name == name).values(active=False))
     record.active = True
     session.flush()

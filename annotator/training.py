@@ -48,7 +48,7 @@ def _outputs(model: keras.Model, inputs: np.ndarray | list[np.ndarray]) -> np.nd
 def split_indices(n: int, val_split: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Shuffle ``range(n)`` with ``seed``; the last ``val_split`` share is validation."""
     order = np.random.default_rng(seed).permutation(n)
-    n_val = max(1, int(round(n * val_split))) if n > 1 else 0
+    n_val = max(1, round(n * val_split)) if n > 1 else 0
     return order[: n - n_val], order[n - n_val :]
 
 

@@ -27,7 +27,7 @@ class Base(DeclarativeBase):
     """Base of every model; constraint names follow :data:`NAMING_CONVENTION`."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}  # noqa: RUF012 - SQLAlchemy API
 
 
 class JobStatus(str, enum.Enum):

@@ -23,3 +23,11 @@ class UnknownJobError(AnnotateError):
 
 class UnknownVersionError(AnnotateError):
     """A model version that is not in the store."""
+
+
+class ExportError(AnnotateError):
+    """An export that cannot be written as asked: bad options, no rows left, or an output in the way."""
+
+
+class MissingExtraError(AnnotateError):
+    """An optional dependency is not installed; the message names the pip command that installs it."""

@@ -132,5 +132,5 @@ def run_export(session: Session, options: ExportOptions, output: Path | None, st
     # Names relative to the manifest's folder, so an export can be moved as a whole.
     relative = [f.relative_to(output).as_posix() if is_folder else f.name for f in files]
     written = manifest_path(output, is_folder)
-    write_manifest(build_manifest(options, rows, attributes, relative), written)
+    write_manifest(build_manifest(options, rows, attributes, relative, counts), written)
     return ExportResult(len(rows), files, written, counts)

@@ -48,15 +48,18 @@ def _annotate_version() -> str:
         return "unknown"
 
 
-def build_manifest(options: ExportOptions, rows: Sequence[FaceRow], attributes: list[str],
-                   files: Sequence[str], now: datetime | None = None) -> dict[str, Any]:
-    """The manifest of an export of ``rows`` carrying ``attributes`` into ``files`` (relative names)."""
+def build_manifest(options: ExportOptions, rows: Sequence[FaceRow], attributes: list[str], files: Sequence[str],
+                   counts: dict[str, dict[str, int]], now: datetime | None = None) -> dict[str, Any]:
+    """The manifest of an export of ``rows`` carrying ``attributes`` into ``files`` (relative names).
+
+    ``counts`` are the :func:`split_counts` of ``rows``, which the caller has already computed.
+    """
     used = [row.sources.get(name) for row in rows for name in (GENDER, *regressors(attributes))]
     return {
         "format": options.format,
         "options": {**options.to_dict(), "attributes": attributes},
         "files": list(files),
-        "counts": {"total": len(rows), "splits": split_counts(rows, list(options.split or ()))},
+        "counts": {"total": len(rows), "splits": counts},
         "model_versions": sorted({s for s in used if s and not s.startswith(LABEL_PREFIX)}),
         "label_sources": sorted({s.removeprefix(LABEL_PREFIX) for s in used if s and s.startswith(LABEL_PREFIX)}),
         "created_at": (now or datetime.now(timezone.utc)).isoformat(timespec="seconds"),

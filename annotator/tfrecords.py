@@ -62,7 +62,9 @@ def write_tfrecord(rows: Sequence[FaceRow], path: Path, attributes: Sequence[str
 
 def parse_example(serialized: tf.Tensor, names: Sequence[str]) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
     """``(image float32 120x120x3 in 0..1, {label: float32})`` of one serialised example."""
-    tf = import_tensorflow()
+    # A plain import: this runs inside Dataset.map, where TensorFlow is loaded already and autograph would
+    # warn about converting import_tensorflow's os.environ call.
+    import tensorflow as tf
     spec = {IMAGE: tf.io.FixedLenFeature([], tf.string),
             **{name: tf.io.FixedLenFeature([], tf.float32) for name in names}}
     parsed = tf.io.parse_single_example(serialized, spec)
@@ -73,7 +75,7 @@ def parse_example(serialized: tf.Tensor, names: Sequence[str]) -> tuple[tf.Tenso
 
 def parse_metadata(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
     """``sha256``, ``path`` and ``face_index`` of one serialised example, to join it back to other exports."""
-    tf = import_tensorflow()
+    import tensorflow as tf  # runs inside Dataset.map, like parse_example
     spec = {SHA256: tf.io.FixedLenFeature([], tf.string), PATH: tf.io.FixedLenFeature([], tf.string),
             FACE_INDEX: tf.io.FixedLenFeature([], tf.int64)}
     return tf.io.parse_single_example(serialized, spec)

@@ -12,15 +12,16 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from annotator.errors import AnnotateError
+from annotator.export_options import FORMATS, IMAGE_FORMATS, SOURCES, ExportOptions
 from annotator.face_modes import DEFAULT_MIN_FACE_SIZE, DEFAULT_MIN_SCORE
-
-FAILURES_SHOWN = 20
 from annotator.settings import Settings
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
     from annotator.report import JobSummary
+
+FAILURES_SHOWN = 20
 
 
 def _settings() -> Settings:
@@ -286,26 +287,48 @@ def jobs_retry(job_id: int, queue: str) -> None:
 # --- export -------------------------------------------------------------------------------------------------
 
 
-@main.command()
-@click.option("--format", "fmt", type=click.Choice(["csv", "condition-data"]), default="csv", show_default=True,
-              help="csv: one row per face with model versions; condition-data: the seed project's layout.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="File to write (default: standard output).")
-@click.option("--job", "job_id", type=int, default=None, help="Only the images of this job.")
-@user_errors
-def export(fmt: str, output: Path | None, job_id: int | None) -> None:
-    """Export the labelled faces (labels win over predictions)."""
-    from annotator.export import WRITERS, face_rows
+def _split_option(_ctx: click.Context, _param: click.Parameter, value: str | None) -> dict[str, float] | None:
+    from annotator.splits import parse_split
 
+    try:
+        return None if value is None else parse_split(value)
+    except AnnotateError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="csv", show_default=True,
+              help="csv, jsonl, parquet: one row per face; tfrecord: aligned faces with their labels; folders: "
+                   "PNG faces in female/ and male/; condition-data: the seed project's layout.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="File, or folder for --format folders (csv, jsonl, condition-data default to standard output).")
+@click.option("--job", "job_id", type=int, default=None, help="Only the images of this job.")
+@click.option("--source", type=click.Choice(SOURCES), default="best", show_default=True,
+              help="best: labels win over predictions; predictions: ignore labels; labels: only faces with a "
+                   "label for every exported attribute.")
+@click.option("--attribute", "attributes", multiple=True, metavar="NAME",
+              help="Export only this attribute (repeatable): gender or a regressor such as eyes.")
+@click.option("--split", callback=_split_option, metavar="NAME=FRACTION,...",
+              help="e.g. train=0.8,val=0.1,test=0.1: stratified by gender, all faces of an image in one split.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split.")
+@click.option("--min-confidence", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Drop faces whose larger gender probability is below this (labels count as 1).")
+@click.option("--image-format", type=click.Choice(IMAGE_FORMATS), default="png", show_default=True,
+              help="Encoding of the faces in --format tfrecord.")
+@user_errors
+def export(fmt: str, output: Path | None, job_id: int | None, source: str, attributes: tuple[str, ...],
+           split: dict[str, float] | None, seed: int, min_confidence: float, image_format: str) -> None:
+    """Export the annotated faces as a training set, with a manifest next to the output."""
+    from annotator.exporter import run_export
+
+    options = ExportOptions(format=fmt, source=source, attributes=attributes, split=split, seed=seed,
+                            min_confidence=min_confidence, job_id=job_id, image_format=image_format)
     factory = _database(_settings())
     with factory() as session:
-        rows = face_rows(session, job_id)
-        if output is None:
-            WRITERS[fmt](rows, sys.stdout)
-            return
-        with output.open("w", newline="", encoding="utf-8") as handle:
-            count = WRITERS[fmt](rows, handle)
-    click.echo(f"Wrote {count} rows to {output}.", err=True)
+        result = run_export(session, options, output, sys.stdout)
+    if result.manifest is not None:
+        counts = ", ".join(f"{name} {count['total']}" for name, count in result.counts.items())
+        click.echo(f"Wrote {result.rows} faces ({counts}) to {output}; manifest {result.manifest}.", err=True)
 
 
 # --- models -------------------------------------------------------------------------------------------------

@@ -39,3 +39,11 @@ class UnsafeModelError(ModelImportError):
 
 class LabelledSetError(AnnotateError):
     """A labelled CSV that is missing, malformed, or lists no usable images."""
+
+
+class ExportError(AnnotateError):
+    """An export that cannot be written as asked: bad options, no rows left, or an output in the way."""
+
+
+class MissingExtraError(AnnotateError):
+    """An optional dependency is not installed; the message names the pip command that installs it."""

@@ -1,23 +1,19 @@
-"""Labelled training sets out of the database: one row per face, labels winning over predictions."""
+"""The one export query: a row per annotated face, with predictions, labels and their provenance."""
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TextIO
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from annotator.errors import UnknownJobError
-from annotator.specs import attribute_names
+from annotator.export_options import SOURCES
 from annotator.store import active_chain_versions
 from db.models import Face, Image, ImageStatus, Job, JobImage, Label, ModelVersion, Prediction
 
-# The seed project's `condition_data.txt` columns; the ones we have no model for stay empty.
-CONDITION_DATA_COLUMNS = ["", "image_path", "male_prob", "female_prob", "hair_color", "mouth", "eyes",
-                          "background_mean", "background_std"]
+LABEL_PREFIX = "label:"
 
 
 @dataclass
@@ -27,15 +23,16 @@ class FaceRow:
     path: str
     sha256: str
     face_index: int
+    method: str = "aligned"
+    box: list[float] | None = None  # [left, top, right, bottom]; None for an aligned portrait
+    landmarks: list[list[float]] | None = None  # five (x, y) points; None for an aligned portrait
     values: dict[str, float] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)  # attribute -> "gender@3" or "label:<source>"
+    split: str | None = None  # set by annotator.splits when the export is split
 
-
-def csv_columns() -> list[str]:
-    """Columns of the csv export, derived from the model registry."""
-    attributes = attribute_names()
-    return (["path", "sha256", "face_index", "male_prob", "female_prob", *attributes, "gender_version"]
-            + [f"{name}_version" for name in attributes])
+    def is_labelled(self, attribute: str) -> bool:
+        """True when ``attribute``'s value is a human or imported label rather than a prediction."""
+        return self.sources.get(attribute, "").startswith(LABEL_PREFIX)
 
 
 def _versions_for(session: Session, job_id: int | None) -> list[int]:
@@ -47,13 +44,19 @@ def _versions_for(session: Session, job_id: int | None) -> list[int]:
     return list(job.model_version_ids)
 
 
-def face_rows(session: Session, job_id: int | None = None) -> Iterator[FaceRow]:
-    """Rows for every annotated face (of one job, or of the active model versions), ordered by path."""
+def face_rows(session: Session, job_id: int | None = None, source: str = "best") -> Iterator[FaceRow]:
+    """Rows for every annotated face (of one job, or of the active model versions), ordered by path.
+
+    ``source`` "predictions" ignores labels; "best" and "labels" let labels win (the "labels" filter, which
+    needs the chosen attributes, is :func:`annotator.selection.select_rows`).
+    """
+    if source not in SOURCES:
+        raise ValueError(f"Unknown source {source!r}. Valid sources: {', '.join(SOURCES)}.")
     version_ids = _versions_for(session, job_id)
     labels = {v.id: v.label for v in session.scalars(select(ModelVersion).where(ModelVersion.id.in_(version_ids)))}
     query = (
-        select(Face.id, Face.index, Image.sha256, Image.path, Prediction.attribute, Prediction.value,
-               Prediction.extra, Prediction.model_version_id)
+        select(Face.id, Face.index, Face.method, Face.box, Face.landmarks, Image.sha256, Image.path, Prediction.attribute,
+               Prediction.value, Prediction.extra, Prediction.model_version_id)
         .join(Image, Image.id == Face.image_id)
         .join(Prediction, Prediction.face_id == Face.id)
         .where(Prediction.model_version_id.in_(version_ids))
@@ -64,19 +67,20 @@ def face_rows(session: Session, job_id: int | None = None) -> Iterator[FaceRow]:
                                             JobImage.status.in_([ImageStatus.DONE.value, ImageStatus.SKIPPED.value]))
         ))
     rows: dict[int, FaceRow] = {}
-    for face_id, index, sha, path, attribute, value, extra, version_id in session.execute(query):
-        row = rows.setdefault(face_id, FaceRow(path, sha, index))
+    for face_id, index, method, box, landmarks, sha, path, attribute, value, extra, version_id in session.execute(query):
+        row = rows.setdefault(face_id, FaceRow(path, sha, index, method, box, landmarks))
         if attribute == "gender" and extra:
             row.values["male_prob"], row.values["female_prob"] = extra["male_prob"], extra["female_prob"]
         else:
             row.values[attribute] = value
         row.sources[attribute] = labels[version_id]
-    _apply_labels(session, rows)
-    yield from sorted(rows.values(), key=lambda r: (r.path, r.face_index))
+    if source != "predictions":
+        _apply_labels(session, rows)
+    yield from sorted(rows.values(), key=lambda r: (r.path, r.face_index, r.method))
 
 
 def _apply_labels(session: Session, rows: dict[int, FaceRow]) -> None:
-    query = select(Label.face_id, Label.attribute, Label.value, Label.source).order_by(Label.created_at)
+    query = select(Label.face_id, Label.attribute, Label.value, Label.source).order_by(Label.created_at, Label.id)
     for face_id, attribute, value, source in session.execute(query):
         row = rows.get(face_id)
         if row is None:
@@ -85,34 +89,4 @@ def _apply_labels(session: Session, rows: dict[int, FaceRow]) -> None:
             row.values["male_prob"], row.values["female_prob"] = 1.0 - value, value
         else:
             row.values[attribute] = value
-        row.sources[attribute] = f"label:{source}"
-
-
-def write_csv(rows: Iterator[FaceRow], out: TextIO) -> int:
-    """Write the csv export; returns the number of rows."""
-    columns = csv_columns()
-    writer = csv.writer(out)
-    writer.writerow(columns)
-    count = 0
-    for row in rows:
-        record = {"path": row.path, "sha256": row.sha256, "face_index": row.face_index, **row.values}
-        record.update({f"{name}_version": source for name, source in row.sources.items()})
-        writer.writerow([record.get(column, "") for column in columns])
-        count += 1
-    return count
-
-
-def write_condition_data(rows: Iterator[FaceRow], out: TextIO) -> int:
-    """Write the seed project's ``condition_data`` layout; returns the number of rows."""
-    writer = csv.writer(out)
-    writer.writerow(CONDITION_DATA_COLUMNS)
-    count = 0
-    for row in rows:
-        # The seed wrote each row from a one-row DataFrame, so its index column is always 0.
-        record = {"": 0, "image_path": row.path, **row.values}
-        writer.writerow([record.get(column, "") for column in CONDITION_DATA_COLUMNS])
-        count += 1
-    return count
-
-
-WRITERS = {"csv": write_csv, "condition-data": write_condition_data}
+        row.sources[attribute] = f"{LABEL_PREFIX}{source}"

@@ -8,8 +8,9 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from annotator.cli import main
-from annotator.export import CONDITION_DATA_COLUMNS, csv_columns
 from annotator.face_modes import ALIGNED_FACES
+from annotator.records import csv_columns
+from annotator.tabular import CONDITION_DATA_COLUMNS
 from tests.conftest import write_faces
 
 

@@ -182,29 +182,34 @@ def _finish_chunk(session: Session, job_id: int, chunk: int) -> None:
     finish_job_if_complete(session, job_id)
 
 
-@dataclass
-class _ChunkFaces:
-    """The faces of a chunk with their owners, run through the chain as they arrive."""
+class FaceBatches:
+    """Faces with their owners, run through the chain in batches as they arrive (so inference overlaps the
+    decoding and detection of the next images)."""
 
-    chain_versions: list[ModelVersion]
-    faces: list[tuple[int, ExtractedFace]]  # (image id, face)
-    outputs: list[dict[str, np.ndarray]]
-    waiting: list[np.ndarray]
+    def __init__(self, chain_versions: Sequence[ModelVersion]) -> None:
+        self.chain_versions = list(chain_versions)
+        self.faces: list[tuple[int, ExtractedFace]] = []  # (owner, face)
+        self._outputs: list[dict[str, np.ndarray]] = []
+        self._waiting: list[np.ndarray] = []
 
-    def add(self, image_id: int, face: ExtractedFace) -> None:
-        self.faces.append((image_id, face))
-        self.waiting.append(face.pixels)
-        if len(self.waiting) >= OVERLAP_BATCH:
-            self.flush()
+    def add(self, owner: int, face: ExtractedFace) -> None:
+        """Queue one face; runs the chain once :data:`OVERLAP_BATCH` faces wait."""
+        self.faces.append((owner, face))
+        self._waiting.append(face.pixels)
+        if len(self._waiting) >= OVERLAP_BATCH:
+            self._run_waiting()
 
-    def flush(self) -> None:
-        if self.waiting:
-            self.outputs.append(run_chain(load_chain(self.chain_versions), np.stack(self.waiting)))
-            self.waiting = []
+    def _run_waiting(self) -> None:
+        if self._waiting:
+            self._outputs.append(run_chain(load_chain(self.chain_versions), np.stack(self._waiting)))
+            self._waiting = []
 
-    def merged_outputs(self) -> dict[str, np.ndarray]:
-        self.flush()
-        return {name: np.concatenate([part[name] for part in self.outputs]) for name in self.outputs[0]}
+    def outputs(self) -> dict[str, np.ndarray]:
+        """Every model's outputs for every face added, in order."""
+        self._run_waiting()
+        if not self._outputs:
+            return {}
+        return {name: np.concatenate([part[name] for part in self._outputs]) for name in self._outputs[0]}
 
 
 def process_chunk(factory: sessionmaker[Session], settings: Settings, job_id: int, chunk: int) -> ChunkOutcome:
@@ -225,7 +230,7 @@ def process_chunk(factory: sessionmaker[Session], settings: Settings, job_id: in
         return ChunkOutcome(job_id, chunk, 0, 0)
 
     items = [ImageToExtract(Path(m.path), m.sha256, known.get(m.image_id, ())) for m in members]
-    found = _ChunkFaces(versions, [], [], [])
+    found = FaceBatches(versions)
     done, no_face, failed = [], [], []
     for member, extracted in zip(members, extract_in_background(items, options,
                                                                 max_pixels=settings.max_image_pixels)):
@@ -238,7 +243,7 @@ def process_chunk(factory: sessionmaker[Session], settings: Settings, job_id: in
             for face in extracted.faces:
                 found.add(member.image_id, face)
 
-    outputs = found.merged_outputs() if found.faces else {}
+    outputs = found.outputs()
     with transaction(factory) as session:
         if found.faces:
             face_ids = _face_ids(session, options.method, found.faces)

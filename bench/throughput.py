@@ -1,8 +1,11 @@
 """Images per second: (a) the bare in-process pipeline vs (b) the full service, measured in one run.
 
-    python bench/throughput.py [--images 3000] [--chunk-size 256]
+    python bench/throughput.py [--images 3000] [--chunk-size 256] [--faces aligned|detect]
 
-(a) decodes and runs the chain over the images in chunks, with no queue and no database.
+First the cost per image of each stage, on up to 200 of the images: decoding an aligned portrait, decoding
+plus face detection plus alignment, and the chain per face. Then, with the chosen face mode:
+(a) finds the faces and runs the chain over the images in chunks, with no queue and no database (the same
+    background-thread overlap the workers use).
 (b) starts a private redis-server and PostgreSQL database and one `annotate worker`, then times
     `annotate submit` (walk, hash, record, enqueue) until the job is finished in the database.
 Both use the same untrained chain (the cost does not depend on the weights) and are warmed up first.
@@ -22,6 +25,11 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from annotator.face_modes import FaceOptions
+    from db.models import ModelVersion
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -46,6 +54,17 @@ def prepare_images(folder: Path, count: int) -> str:
     return f"{count} generated portraits"
 
 
+def mirrored_copies(paths: list[Path], folder: Path) -> Path:
+    """Mirror images into ``folder``: faces like the measured ones, but new content (not skipped as done)."""
+    from PIL import Image
+
+    folder.mkdir()
+    for path in paths:
+        with Image.open(path) as image:
+            image.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(folder / f"mirror_{path.stem}.png")
+    return folder
+
+
 def register_chain(home: Path, database_url: str) -> None:
     """Register an untrained chain in the database at ``database_url``."""
     from annotator.architectures import build_model
@@ -62,21 +81,59 @@ def register_chain(home: Path, database_url: str) -> None:
     engine.dispose()
 
 
-def in_process_rate(folder: Path, chunk_size: int, database_url: str) -> float:
-    """(a) images/s of decode + chain over every image, in chunks, nothing else."""
-    from annotator.chain import load_chain, run_chain
-    from annotator.images import decode_batch
+def _chain(database_url: str) -> list[ModelVersion]:
     from annotator.store import active_chain_versions
     from db.session import make_engine, make_session_factory
 
     with make_session_factory(make_engine(database_url))() as session:
-        chain = load_chain(active_chain_versions(session))
+        versions = active_chain_versions(session)
+        session.expunge_all()
+        return versions
+
+
+def stage_costs(paths: list[Path], versions: list[ModelVersion]) -> dict[str, float]:
+    """Milliseconds per image of each stage, run one after the other (no overlap)."""
+    import numpy as np
+
+    from annotator.chain import load_chain, run_chain
+    from annotator.face_extraction import ImageToExtract, extract_faces
+    from annotator.face_modes import ALIGNED_FACES, DETECTED_FACES
+
+    def per_image(options: FaceOptions) -> tuple[float, list[np.ndarray]]:
+        started = time.perf_counter()
+        faces = [f.pixels for p in paths for f in extract_faces(ImageToExtract(p), options, max_pixels=10**9)]
+        return (time.perf_counter() - started) / len(paths) * 1000, faces
+
+    extract_faces(ImageToExtract(paths[0]), DETECTED_FACES, max_pixels=10**9)  # warm-up: load the detector
+    aligned_ms, faces = per_image(ALIGNED_FACES)
+    detect_ms, detected = per_image(DETECTED_FACES)
+    chain = load_chain(versions)
+    run_chain(chain, np.stack(faces))  # warm-up: trace the functions
+    started = time.perf_counter()
+    run_chain(chain, np.stack(faces))
+    chain_ms = (time.perf_counter() - started) / len(faces) * 1000
+    return {"decode": aligned_ms, "detect": detect_ms, "chain": chain_ms, "faces_per_image": len(detected) / len(paths)}
+
+
+def in_process_rate(folder: Path, chunk_size: int, versions: list[ModelVersion], options: FaceOptions) -> float:
+    """(a) images/s of finding faces + chain over every image, in chunks, nothing else."""
+    from annotator.face_extraction import ImageToExtract, extract_in_background
+    from annotator.pipeline import FaceBatches
+
     paths = sorted(folder.iterdir())
-    run_chain(chain, decode_batch(paths[:chunk_size])[0])  # warm-up: trace the functions
+
+    def run(chunk: list[Path]) -> None:
+        batches = FaceBatches(versions)
+        for owner, extracted in enumerate(extract_in_background([ImageToExtract(p) for p in chunk], options,
+                                                                max_pixels=10**9)):
+            for face in extracted.faces:
+                batches.add(owner, face)
+        batches.outputs()
+
+    run(paths[:chunk_size])  # warm-up: load the models, trace the functions
     started = time.perf_counter()
     for start in range(0, len(paths), chunk_size):
-        faces, _, _ = decode_batch(paths[start : start + chunk_size])
-        run_chain(chain, faces)
+        run(paths[start : start + chunk_size])
     return len(paths) / (time.perf_counter() - started)
 
 
@@ -98,13 +155,13 @@ def wait_for_port(port: int, timeout: float = 10) -> None:
             time.sleep(0.05)
 
 
-def service_rate(folder: Path, warmup: Path, chunk_size: int, env: dict[str, str], log: Path) -> float:
+def service_rate(folder: Path, warmup: Path, chunk_size: int, env: dict[str, str], log: Path, faces: str) -> float:
     """(b) images/s from `annotate submit` to the job finished, with one worker on Redis + PostgreSQL."""
     worker = subprocess.Popen([ANNOTATE, "worker", "--loglevel", "warning", *os.environ.get("BENCH_WORKER", "").split()], env=env, stdout=log.open("wb"),
                               stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        submit = [ANNOTATE, "submit", "--faces", "aligned", "--wait", "--chunk-size", str(chunk_size)]
-        subprocess.run([*submit, str(warmup)], env=env, check=True, capture_output=True, timeout=600)
+        submit = [ANNOTATE, "submit", "--faces", faces, "--wait", "--chunk-size", str(chunk_size)]
+        subprocess.run([*submit, str(warmup)], env=env, check=True, capture_output=True, timeout=1800)
         started = time.perf_counter()
         subprocess.run([*submit, str(folder)], env=env, check=True, capture_output=True, timeout=3600)
         return sum(1 for _ in folder.iterdir()) / (time.perf_counter() - started)
@@ -120,15 +177,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=3000)
     parser.add_argument("--chunk-size", type=int, default=256)
+    parser.add_argument("--faces", choices=["aligned", "detect"], default="aligned",
+                        help="face mode of (a) and (b); the stage costs always show both")
     args = parser.parse_args()
+    from annotator.face_modes import FaceMode, FaceOptions
+
+    options = FaceOptions(FaceMode(args.faces))
 
     with tempfile.TemporaryDirectory() as scratch:
         scratch_path = Path(scratch)
         what = prepare_images(scratch_path / "images", args.images)
-        from annotator.portraits import write_portrait_folder
-
         # Both sides warm up on one full chunk, so neither pays TensorFlow's first-call cost in the timing.
-        write_portrait_folder(scratch_path / "warmup", args.chunk_size, seed=99)
+        warmup = mirrored_copies(sorted((scratch_path / "images").iterdir())[: args.chunk_size],
+                                 scratch_path / "warmup")
         port = free_port()
         redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                                   "--appendonly", "no"], stdout=subprocess.DEVNULL)
@@ -142,14 +203,20 @@ def main() -> None:
             register_chain(home, database_url)
             env = {**os.environ, "ANNOTATE_HOME": str(home), "ANNOTATE_DATABASE_URL": database_url,
                    "ANNOTATE_BROKER_URL": f"redis://127.0.0.1:{port}/0"}
-            plain = in_process_rate(scratch_path / "images", args.chunk_size, database_url)
-            service = service_rate(scratch_path / "images", scratch_path / "warmup", args.chunk_size, env,
-                                   scratch_path / "worker.log")
+            versions = _chain(database_url)
+            costs = stage_costs(sorted((scratch_path / "images").iterdir())[:200], versions)
+            plain = in_process_rate(scratch_path / "images", args.chunk_size, versions, options)
+            service = service_rate(scratch_path / "images", warmup, args.chunk_size, env,
+                                   scratch_path / "worker.log", args.faces)
         finally:
             redis.terminate()
             with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     print(f"images: {what}, chunk size {args.chunk_size}, {os.cpu_count()} CPUs")
+    print(f"per image: decode {costs['decode']:.1f} ms (--faces aligned); decode + detect + align "
+          f"{costs['detect']:.1f} ms (--faces detect, {costs['faces_per_image']:.2f} faces per image); "
+          f"chain {costs['chain']:.2f} ms per face")
+    print(f"face mode of (a) and (b): {args.faces}")
     print(f"(a) in-process pipeline, no queue, no database: {plain:8.1f} images/s")
     print(f"(b) full service: Redis + 1 worker + PostgreSQL: {service:8.1f} images/s")
     print(f"ratio b/a: {service / plain:.2f}")

@@ -1,3 +1,5 @@
+import csv
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -15,6 +17,7 @@ from annotator.pipeline import process_chunk
 from annotator.specs import get_spec
 from db.models import Face, ImageStatus, Job, JobImage, Prediction
 from db.session import transaction
+from tests.conftest import SHARED_DATA
 from tests.photos import astronaut, collage, landscape, save_with_orientation
 
 
@@ -146,3 +149,13 @@ def test_show_finds_an_annotated_image_by_sha_prefix(factory, settings, untraine
 def test_show_explains_an_unknown_target(settings, tmp_path):
     result = CliRunner().invoke(main, ["show", "cafebabe00"])
     assert result.exit_code == 1 and "no annotated image whose sha256 starts with it" in result.output
+
+
+@pytest.mark.real_data
+@pytest.mark.skipif(not (SHARED_DATA / "utkface-adults").exists(), reason="needs ../shared/data/utkface-adults")
+def test_at_least_97_percent_of_real_faces_are_found():
+    folder = SHARED_DATA / "utkface-adults"
+    with (folder / "manifest.csv").open() as handle:
+        paths = [folder / row["path"] for row in csv.DictReader(handle)][::10]  # 300 of the 3,000, both genders
+    found = sum(bool(extract_faces(ImageToExtract(p), DETECTED_FACES, max_pixels=10**8)) for p in paths)
+    assert found / len(paths) >= 0.97, f"{found} of {len(paths)}"

@@ -485,7 +485,8 @@ def example(folder: Path, count: int, seed: int) -> None:
     from annotator.portraits import write_portrait_folder
 
     paths = write_portrait_folder(folder, count, seed=seed)
-    click.echo(f"Wrote {len(paths)} generated portraits to {folder}.")
+    click.echo(f"Wrote {len(paths)} generated portraits to {folder}. They are aligned portraits, not photos: "
+               f"annotate them with `annotate submit {folder} --faces aligned`.")
 
 
 # --- db and worker ------------------------------------------------------------------------------------------

@@ -195,6 +195,10 @@ def _print_summary(factory: sessionmaker[Session], job_id: int, stall_seconds: i
     for chunk in stalled:
         click.echo(f"  stalled chunk {chunk.chunk}: taken by {chunk.worker} at {chunk.started_at:%H:%M:%S}, "
                    f"attempt {chunk.attempts}; `annotate jobs retry {job_id}` queues it again")
+    no_face = sum(failure.reason == "no_face" for failure in failures)
+    if summary.total and no_face >= summary.total / 2:
+        click.echo(f"  {no_face} of {summary.total} images have no face. If they are aligned portraits (one face "
+                   "filling each image), submit them with `--faces aligned`.")
     shown = failures if all_failures else failures[:FAILURES_SHOWN]
     for failure in shown:
         click.echo(f"  failed  {failure.reason:<13} {failure.path}: {failure.detail}")

@@ -159,3 +159,12 @@ def test_at_least_97_percent_of_real_faces_are_found():
         paths = [folder / row["path"] for row in csv.DictReader(handle)][::10]  # 300 of the 3,000, both genders
     found = sum(bool(extract_faces(ImageToExtract(p), DETECTED_FACES, max_pixels=10**8)) for p in paths)
     assert found / len(paths) >= 0.97, f"{found} of {len(paths)}"
+
+
+def test_portraits_submitted_for_detection_get_a_hint(settings, untrained_chain, tmp_path):
+    from annotator.portraits import write_portrait_folder
+
+    write_portrait_folder(tmp_path / "portraits", 3)
+    result = CliRunner().invoke(main, ["submit", str(tmp_path / "portraits"), "--wait"])
+    assert result.exit_code == 0, result.output
+    assert "no_face" in result.output and "submit them with `--faces aligned`" in result.output

@@ -36,6 +36,19 @@ def test_the_astronaut_has_one_face_whose_eyes_land_in_the_eyes_crop():
     assert all(_inside(p, get_spec("mouth").crop) for p in aligned[3:])
 
 
+@pytest.mark.parametrize("degrees", [-25.0, 30.0])
+def test_a_tilted_head_comes_out_level(tmp_path, degrees):
+    upright, tilted = tmp_path / "upright.png", tmp_path / "tilted.png"
+    astronaut().save(upright)
+    astronaut().rotate(degrees, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=(128, 128, 128)).save(tilted)
+    (a,) = extract_faces(ImageToExtract(upright), DETECTED_FACES, max_pixels=10**8)
+    (b,) = extract_faces(ImageToExtract(tilted), DETECTED_FACES, max_pixels=10**8)
+    # The same level face whatever the tilt (up to the detector's landmark jitter of a pixel or two).
+    assert np.corrcoef(a.pixels.ravel(), b.pixels.ravel())[0, 1] > 0.9
+    eyes = apply_transform(similarity_transform(b.detection.landmarks, TEMPLATE), b.detection.landmarks)[:2]
+    assert abs(eyes[0][1] - eyes[1][1]) < 3
+
+
 def test_a_collage_gives_one_face_per_pasted_face_left_to_right():
     faces = detect_faces(collage(), DETECTED_FACES)
     assert len(faces) == 3

@@ -19,7 +19,7 @@ from annotator.settings import Settings
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
-    from annotator.report import JobSummary
+    from annotator.report import JobProgress, JobSummary
 
 FAILURES_SHOWN = 20
 
@@ -133,12 +133,11 @@ def _progress_bar(total: int):  # type: ignore[no-untyped-def]
     return bar
 
 
-def _counted(factory: sessionmaker[Session], job_id: int) -> int:
-    from annotator.report import job_summary
+def _progress(factory: sessionmaker[Session], job_id: int) -> JobProgress:
+    from annotator.report import job_progress
 
     with factory() as session:
-        summary = job_summary(session, job_id)
-    return summary.total - summary.pending
+        return job_progress(session, job_id)
 
 
 def _run_inline(factory: sessionmaker[Session], job_id: int, chunks: list[int], task: Any, show_bar: bool) -> None:
@@ -146,29 +145,21 @@ def _run_inline(factory: sessionmaker[Session], job_id: int, chunks: list[int], 
         for chunk in chunks:
             task.delay(job_id, chunk)
         return
-    with _progress_bar(total=_total(factory, job_id)) as bar:
-        bar.update(_counted(factory, job_id))
+    progress = _progress(factory, job_id)
+    with _progress_bar(total=progress.total) as bar:
+        bar.update(progress.counted)
         for chunk in chunks:
             task.delay(job_id, chunk)
-            bar.update(_counted(factory, job_id) - bar.pos)
+            bar.update(_progress(factory, job_id).counted - bar.pos)
 
 
-def _total(factory: sessionmaker[Session], job_id: int) -> int:
-    from annotator.report import job_summary
-
-    with factory() as session:
-        return job_summary(session, job_id).total
-
-
-def _wait_for(factory: sessionmaker[Session], job_id: int, interval: float = 0.25) -> None:
-    from annotator.report import job_summary
-
-    with _progress_bar(total=_total(factory, job_id)) as bar:
+def _wait_for(factory: sessionmaker[Session], job_id: int, interval: float = 0.1) -> None:
+    """Show a progress bar until the job is no longer running (finished or cancelled)."""
+    with _progress_bar(total=_progress(factory, job_id).total) as bar:
         while True:
-            with factory() as session:
-                summary = job_summary(session, job_id)
-            bar.update(summary.total - summary.pending - bar.pos)
-            if summary.status == "finished":
+            progress = _progress(factory, job_id)
+            bar.update(progress.counted - bar.pos)
+            if progress.status != "running":
                 return
             time.sleep(interval)
 
@@ -240,9 +231,9 @@ def status(job_id: int | None, watch: bool, interval: float, all_failures: bool)
 
 
 def _job_running(session: Session, job_id: int) -> bool:
-    from annotator.report import job_summary
+    from annotator.report import job_progress
 
-    return job_summary(session, job_id).status == "running"
+    return job_progress(session, job_id).status == "running"
 
 
 # --- jobs ---------------------------------------------------------------------------------------------------

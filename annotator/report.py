@@ -41,6 +41,30 @@ class JobSummary:
 
 
 @dataclass(frozen=True)
+class JobProgress:
+    """What a progress bar needs, in one cheap query."""
+
+    status: str
+    total: int
+    pending: int
+
+    @property
+    def counted(self) -> int:
+        """Images no longer pending."""
+        return self.total - self.pending
+
+
+def job_progress(session: Session, job_id: int) -> JobProgress:
+    """Status, total and pending count of one job, or :class:`UnknownJobError`."""
+    pending = (select(func.count()).select_from(JobImage)
+               .where(JobImage.job_id == job_id, JobImage.status == ImageStatus.PENDING.value).scalar_subquery())
+    row = session.execute(select(Job.status, Job.total, pending).where(Job.id == job_id)).one_or_none()
+    if row is None:
+        raise UnknownJobError(f"No job {job_id}. See `annotate status` for the list of jobs.")
+    return JobProgress(*row)
+
+
+@dataclass(frozen=True)
 class FailedImage:
     """An image that could not be annotated, with its reason code."""
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from annotator.errors import UnknownJobError
 from annotator.specs import attribute_names
+from annotator.staleness import ChainVersions
 from annotator.store import active_chain_versions
 from db.models import Face, Image, ImageStatus, Job, JobImage, Label, ModelVersion, Prediction
 
@@ -29,6 +30,7 @@ class FaceRow:
     face_index: int
     values: dict[str, float] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)  # attribute -> "gender@3" or "label:<source>"
+    method: str = ""
 
 
 def csv_columns() -> list[str]:
@@ -38,25 +40,27 @@ def csv_columns() -> list[str]:
             + [f"{name}_version" for name in attributes])
 
 
-def _versions_for(session: Session, job_id: int | None) -> list[int]:
+def chain_for(session: Session, job_id: int | None) -> list[ModelVersion]:
+    """The versions of the active chain, or those ``job_id`` ran."""
     if job_id is None:
-        return [v.id for v in active_chain_versions(session)]
+        return active_chain_versions(session)
     job = session.get(Job, job_id)
     if job is None:
         raise UnknownJobError(f"No job {job_id}. See `annotate status` for the list of jobs.")
-    return list(job.model_version_ids)
+    by_id = {v.id: v for v in session.scalars(select(ModelVersion).where(ModelVersion.id.in_(job.model_version_ids)))}
+    return [by_id[i] for i in job.model_version_ids]
 
 
-def face_rows(session: Session, job_id: int | None = None) -> Iterator[FaceRow]:
-    """Rows for every annotated face (of one job, or of the active model versions), ordered by path."""
-    version_ids = _versions_for(session, job_id)
-    labels = {v.id: v.label for v in session.scalars(select(ModelVersion).where(ModelVersion.id.in_(version_ids)))}
+def predicted_rows(session: Session, job_id: int | None = None) -> dict[int, FaceRow]:
+    """Rows by face id with the current predictions of the active chain (or of one job's chain), no labels."""
+    versions = chain_for(session, job_id)
+    labels = {v.id: v.label for v in versions}
     query = (
-        select(Face.id, Face.index, Image.sha256, Image.path, Prediction.attribute, Prediction.value,
+        select(Face.id, Face.index, Face.method, Image.sha256, Image.path, Prediction.attribute, Prediction.value,
                Prediction.extra, Prediction.model_version_id)
         .join(Image, Image.id == Face.image_id)
         .join(Prediction, Prediction.face_id == Face.id)
-        .where(Prediction.model_version_id.in_(version_ids))
+        .where(ChainVersions.of(versions).current())
     )
     if job_id is not None:
         query = query.where(Image.id.in_(
@@ -64,20 +68,31 @@ def face_rows(session: Session, job_id: int | None = None) -> Iterator[FaceRow]:
                                             JobImage.status.in_([ImageStatus.DONE.value, ImageStatus.SKIPPED.value]))
         ))
     rows: dict[int, FaceRow] = {}
-    for face_id, index, sha, path, attribute, value, extra, version_id in session.execute(query):
-        row = rows.setdefault(face_id, FaceRow(path, sha, index))
+    for face_id, index, method, sha, path, attribute, value, extra, version_id in session.execute(query):
+        row = rows.setdefault(face_id, FaceRow(path, sha, index, method=method))
         if attribute == "gender" and extra:
             row.values["male_prob"], row.values["female_prob"] = extra["male_prob"], extra["female_prob"]
         else:
             row.values[attribute] = value
         row.sources[attribute] = labels[version_id]
+    return rows
+
+
+def face_rows(session: Session, job_id: int | None = None) -> Iterator[FaceRow]:
+    """Rows for every annotated face (of one job, or of the active model versions), ordered by path."""
+    rows = predicted_rows(session, job_id)
     _apply_labels(session, rows)
     yield from sorted(rows.values(), key=lambda r: (r.path, r.face_index))
 
 
+def winning_labels(session: Session) -> dict[tuple[int, str], tuple[float, str]]:
+    """(value, source) by (face id, attribute): the newest label of each, the one that wins on export."""
+    query = select(Label.face_id, Label.attribute, Label.value, Label.source).order_by(Label.created_at, Label.id)
+    return {(face_id, attribute): (value, source) for face_id, attribute, value, source in session.execute(query)}
+
+
 def _apply_labels(session: Session, rows: dict[int, FaceRow]) -> None:
-    query = select(Label.face_id, Label.attribute, Label.value, Label.source).order_by(Label.created_at)
-    for face_id, attribute, value, source in session.execute(query):
+    for (face_id, attribute), (value, source) in winning_labels(session).items():
         row = rows.get(face_id)
         if row is None:
             continue

@@ -39,3 +39,11 @@ class UnsafeModelError(ModelImportError):
 
 class LabelledSetError(AnnotateError):
     """A labelled CSV that is missing, malformed, or lists no usable images."""
+
+
+class LabelFileError(AnnotateError):
+    """A labels file that cannot be read at all: missing, not CSV or Label Studio JSON, or without a key column."""
+
+
+class LabelRowError(AnnotateError):
+    """One row (or task) of a labels file that cannot be imported; it is reported with its line and skipped."""

@@ -4,19 +4,8 @@ from annotator.staleness import ChainVersions, images_needing_predictions, stale
 from annotator.store import activate_version, active_chain_versions
 from db.models import Face, Image, Prediction
 from db.session import transaction
-from tests.conftest import write_faces
+from tests.conftest import register_version, write_faces
 from tests.test_pipeline import run_job
-
-
-def register_version(factory, settings, name):
-    """Register and activate a new untrained version of model ``name``."""
-    from annotator.architectures import build_model
-    from annotator.specs import get_spec
-    from annotator.store import register_model
-
-    with transaction(factory) as session:
-        return register_model(session, settings.models_dir, get_spec(name), build_model(get_spec(name)),
-                              metrics={"test": True}).version
 
 
 def summary(factory, job_id=None):

@@ -265,7 +265,7 @@ def status(job_id: int | None, watch: bool, interval: float, all_failures: bool)
         click.echo("")
 
 
-def _print_staleness(factory: sessionmaker[Session]) -> None:
+def _print_staleness(factory: sessionmaker[Session], only_stale: bool = False, err: bool = False) -> None:
     """One line: faces whose predictions are not from the active model versions."""
     from annotator.errors import NoActiveModelError
     from annotator.staleness import ChainVersions, stale_summary
@@ -279,12 +279,13 @@ def _print_staleness(factory: sessionmaker[Session]) -> None:
     if not found.faces:
         return
     if not found.outdated:
-        click.echo(f"faces {found.faces}: all predictions are from the active model versions")
+        if not only_stale:
+            click.echo(f"faces {found.faces}: all predictions are from the active model versions", err=err)
         return
     details = ", ".join(f"{name} {count}" for name, count in found.stale.items() if count)
     missing = ", ".join(f"{name} {count}" for name, count in found.missing.items() if count)
     click.echo(f"faces {found.faces}: {found.outdated} stale (older model versions: {details or 'none'}; "
-               f"missing: {missing or 'none'}); `annotate reannotate` updates them")
+               f"missing: {missing or 'none'}); `annotate reannotate` updates them", err=err)
 
 
 def _job_running(session: Session, job_id: int) -> bool:
@@ -355,10 +356,12 @@ def export(fmt: str, output: Path | None, job_id: int | None) -> None:
         rows = face_rows(session, job_id)
         if output is None:
             WRITERS[fmt](rows, sys.stdout)
-            return
-        with output.open("w", newline="", encoding="utf-8") as handle:
-            count = WRITERS[fmt](rows, handle)
-    click.echo(f"Wrote {count} rows to {output}.", err=True)
+        else:
+            with output.open("w", newline="", encoding="utf-8") as handle:
+                count = WRITERS[fmt](rows, handle)
+            click.echo(f"Wrote {count} rows to {output}.", err=True)
+    if job_id is None:
+        _print_staleness(factory, only_stale=True, err=True)
 
 
 # --- labels -------------------------------------------------------------------------------------------------

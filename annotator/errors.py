@@ -42,7 +42,7 @@ class LabelledSetError(AnnotateError):
 
 
 class LabelFileError(AnnotateError):
-    """A labels file that cannot be read at all: missing, not CSV or Label Studio JSON, or without a key column."""
+    """A labels file that cannot be read (missing, not CSV or Label Studio JSON, no key column) or written."""
 
 
 class LabelRowError(AnnotateError):

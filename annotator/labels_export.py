@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from annotator.errors import LabelFileError
 from annotator.export import FaceRow, predicted_rows, winning_labels
 from annotator.label_studio import image_url, label_config, prediction_result
 from annotator.specs import chain_order
@@ -78,7 +79,10 @@ def write_label_studio(session: Session, output: Path, *, job_id: int | None = N
                        prefixes: list[tuple[str, str]] | None = None) -> ExportedTasks:
     """Write the tasks to ``output`` and the labelling config next to them."""
     tasks = label_studio_tasks(session, job_id=job_id, limit=limit, prefixes=prefixes)
-    output.write_text(json.dumps(tasks, indent=2) + "\n", encoding="utf-8")
     config = config_path(output)
-    config.write_text(label_config(), encoding="utf-8")
+    try:
+        output.write_text(json.dumps(tasks, indent=2) + "\n", encoding="utf-8")
+        config.write_text(label_config(), encoding="utf-8")
+    except OSError as error:
+        raise LabelFileError(f"Cannot write {error.filename or output}: {error.strerror or error}.") from None
     return ExportedTasks(output, config, len(tasks))

@@ -120,6 +120,9 @@ def test_labels_and_reannotate_from_the_command_line(settings, factory, untraine
     assert "faces 3: all predictions are from the active model versions" in invoke("status").output
     register_version(factory, settings, "mouth")
     assert "faces 3: 3 stale (older model versions: mouth 3; missing: none)" in invoke("status").output
+    stale_export = invoke("export")
+    assert "3 stale" in stale_export.stderr and "stale" not in stale_export.stdout
+    assert {row["mouth"] for row in csv.DictReader(io.StringIO(stale_export.stdout))} == {""}
     result = invoke("reannotate", "--wait")
     assert result.exit_code == 0, result.output
     assert "Job 2: 3 images with stale or missing predictions, 1 chunks to run, 0 files gone." in result.output

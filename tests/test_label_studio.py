@@ -3,6 +3,7 @@ from xml.etree import ElementTree
 
 import pytest
 
+from annotator.errors import LabelFileError
 from annotator.export import face_rows
 from annotator.label_studio import image_url, parse_path_prefix
 from annotator.labels_export import label_studio_tasks, write_label_studio
@@ -62,6 +63,8 @@ def test_the_labelling_config_names_every_model_and_offers_every_pre_annotation(
     fake_chain(factory)
     record_annotations(factory, write_faces(tmp_path / "photos", 3),
                        [{"eyes": 0.1, "gender": 0.8}, {"mouth": 0.6, "background_mean": 0.3}, {}])
+    with factory() as session, pytest.raises(LabelFileError, match="Cannot write .*tasks.json: No such file"):
+        write_label_studio(session, tmp_path / "out" / "tasks.json")
     (tmp_path / "out").mkdir()
     with factory() as session:
         written = write_label_studio(session, tmp_path / "out" / "tasks.json")

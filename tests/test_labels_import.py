@@ -168,13 +168,17 @@ def test_label_studio_exports_import_the_newest_kept_annotation(factory, photos,
         ]),
         _annotated(tasks[1], [{"result": [{"from_name": "smile", "to_name": "image", "type": "choices",
                                            "value": {"choices": ["1"]}}]}]),
+        _annotated(tasks[2], [{"result": [{"from_name": "mouth", "to_name": "image", "type": "textarea",
+                                           "value": {"text": ["open"]}}]}]),
         tasks[2],  # not labelled yet
     ]
     exported = tmp_path / "project-1.json"
     exported.write_text(json.dumps(done))
     result = import_file(factory, exported)
-    assert result.problems == [("task 2 (id 100): unknown attribute 'smile' (known: gender, eyes, mouth, "
-                               "background_mean)")]
+    assert result.problems == [
+        "task 2 (id 100): unknown attribute 'smile' (known: gender, eyes, mouth, background_mean)",
+        "task 3 (id 100): unsupported result for 'mouth': type 'textarea' (choices or number expected)",
+    ]
     assert stored(factory) == {("face_000.png", "eyes", "project-1.json"): 0.5,
                                ("face_000.png", "gender", "project-1.json"): 1.0,
                                ("face_000.png", "mouth", "project-1.json"): 0.8}

@@ -1,53 +1,82 @@
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select, update
 
+from annotator.jobs import already_annotated
 from annotator.staleness import ChainVersions, images_needing_predictions, stale_summary
 from annotator.store import activate_version, active_chain_versions
-from db.models import Face, Image, Prediction
+from db.models import Face, Image, ModelVersion, Prediction
 from db.session import transaction
-from tests.conftest import register_version, write_faces
-from tests.test_pipeline import run_job
+from tests.conftest import fake_chain, record_annotations, write_faces
 
 
-def summary(factory, job_id=None):
+def new_fake_version(factory, name):
+    """Register and activate the next version of ``name`` (no model file: nothing runs here)."""
+    with transaction(factory) as session:
+        number = session.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.name == name)) + 1
+        session.execute(update(ModelVersion).where(ModelVersion.name == name).values(active=False))
+        session.add(ModelVersion(name=name, version=number, path="no file", sha256="0" * 64, input_spec={},
+                                 metrics={}, active=True))
+
+
+def chain(session):
+    return ChainVersions.of(active_chain_versions(session))
+
+
+def summary(factory):
     with factory() as session:
-        return stale_summary(session, ChainVersions.of(active_chain_versions(session)), job_id)
+        return stale_summary(session, chain(session))
 
 
-def needing(factory, job_id=None):
+def needing(factory):
     with factory() as session:
-        return images_needing_predictions(session, ChainVersions.of(active_chain_versions(session)), job_id)
+        return images_needing_predictions(session, chain(session))
 
 
-def test_staleness_follows_the_active_versions(factory, settings, untrained_chain, tmp_path):
-    write_faces(tmp_path / "old", 3)
-    run_job(factory, settings, tmp_path / "old")
-    assert summary(factory).outdated == 0 and summary(factory).faces == 3
+def image_ids(factory, folder):
+    with factory() as session:
+        return set(session.scalars(select(Image.id).where(Image.path.contains(f"/{folder}/"))))
+
+
+def test_staleness_follows_the_active_versions(factory, tmp_path):
+    fake_chain(factory)
+    record_annotations(factory, write_faces(tmp_path / "old", 3))
+    assert (summary(factory).faces, summary(factory).outdated) == (3, 0)
     assert needing(factory) == {}
 
-    register_version(factory, settings, "eyes")
-    write_faces(tmp_path / "new", 2, seed=5)
-    new_job = run_job(factory, settings, tmp_path / "new")  # annotated by eyes@2 from the start
+    new_fake_version(factory, "eyes")
+    record_annotations(factory, write_faces(tmp_path / "new", 2, seed=5))  # annotated by eyes@2 from the start
     after_eyes = summary(factory)
     assert (after_eyes.faces, after_eyes.outdated) == (5, 3)
     assert after_eyes.stale == {"gender": 0, "eyes": 3, "mouth": 0, "background_mean": 0}
-    with factory() as session:
-        old_ids = set(session.scalars(select(Image.id).where(Image.path.contains("/old/"))))
-    assert set(needing(factory)["aligned"]) == old_ids
-    assert summary(factory, new_job.job_id).outdated == 0
+    assert set(needing(factory)["aligned"]) == image_ids(factory, "old")
 
     with transaction(factory) as session:  # back to eyes@1: derived, so the old rows are current again
         activate_version(session, "eyes", 1)
-    assert set(needing(factory)["aligned"]) == {i for i in range(1, 6)} - old_ids
+    assert set(needing(factory)["aligned"]) == image_ids(factory, "new")
 
-    register_version(factory, settings, "gender")  # regressors consumed gender: everything is stale
+    new_fake_version(factory, "gender")  # regressors consumed gender: everything is stale
     after_gender = summary(factory)
     assert after_gender.outdated == 5
     assert after_gender.stale == {"gender": 5, "eyes": 5, "mouth": 5, "background_mean": 5}
 
 
-def test_a_face_without_any_prediction_of_an_attribute_is_missing(factory, settings, untrained_chain, tmp_path):
-    write_faces(tmp_path / "photos", 2)
-    run_job(factory, settings, tmp_path / "photos")
+def test_a_regressor_row_of_the_active_version_with_an_old_gender_is_stale(factory, tmp_path):
+    fake_chain(factory)
+    record_annotations(factory, write_faces(tmp_path / "photos", 2))
+    new_fake_version(factory, "gender")
+    with transaction(factory) as session:  # the new gender's rows exist, the regressors' do not yet
+        gender_id = chain(session).gender_version_id
+        for face_id in session.scalars(select(Face.id)).all():
+            session.add(Prediction(face_id=face_id, attribute="gender", value=0.5, model_version_id=gender_id,
+                                   gender_version_id=gender_id))
+    found = summary(factory)
+    assert found.outdated == 2 and found.stale == {"gender": 0, "eyes": 2, "mouth": 2, "background_mean": 2}
+    with factory() as session:
+        assert already_annotated(session, list(image_ids(factory, "photos")), chain(session), "aligned") == set()
+
+
+def test_a_face_without_any_prediction_of_an_attribute_is_missing(factory, tmp_path):
+    fake_chain(factory)
+    record_annotations(factory, write_faces(tmp_path / "photos", 2))
     with transaction(factory) as session:
         face_id = session.scalar(select(Face.id).limit(1))
         session.execute(delete(Prediction).where(Prediction.face_id == face_id, Prediction.attribute == "mouth"))
@@ -55,17 +84,5 @@ def test_a_face_without_any_prediction_of_an_attribute_is_missing(factory, setti
     assert (found.outdated, found.missing["mouth"], found.stale["mouth"]) == (1, 1, 0)
     with factory() as session:
         image_id = session.get(Face, face_id).image_id
+        assert already_annotated(session, [image_id], chain(session), "aligned") == set()
     assert needing(factory) == {"aligned": [image_id]}
-
-
-def test_a_new_gender_version_writes_new_regressor_rows_next_to_the_old_ones(factory, settings, untrained_chain,
-                                                                             tmp_path):
-    write_faces(tmp_path / "photos", 2)
-    run_job(factory, settings, tmp_path / "photos")
-    register_version(factory, settings, "gender")
-    again = run_job(factory, settings, tmp_path / "photos")
-    assert len(again.chunks) == 1  # not "already annotated": the regressors must see the new gender
-    with factory() as session:
-        eyes = session.execute(select(Prediction.gender_version_id).where(Prediction.attribute == "eyes")).scalars()
-        assert sorted(eyes) == [1, 1, 5, 5]
-    assert summary(factory).outdated == 0

@@ -99,14 +99,44 @@ def submit(folder: Path, wait: bool, chunk_size: int | None, queue: str, face_mo
                f"{job.skipped} skipped, {job.failed} rejected before decoding (not images or unreadable).")
     if not job.chunks:
         click.echo("Nothing to annotate: every image is already annotated by the active model versions.")
-        _print_summary(factory, job.job_id)
-        return
-    _send_chunks(settings, factory, job.job_id, job.chunks, show_bar=wait, queue=queue)
-    if not settings.eager:
-        click.echo(f"Queued {len(job.chunks)} chunks on queue {queue!r} of {settings.broker_url}.")
-        if wait:
-            _wait_for(factory, job.job_id)
-    _print_summary(factory, job.job_id)
+    _run_job(settings, factory, job.job_id, job.chunks, wait=wait, queue=queue)
+
+
+def _run_job(settings: Settings, factory: sessionmaker[Session], job_id: int, chunks: list[int], *, wait: bool,
+             queue: str) -> None:
+    """Run (eager) or queue a recorded job's chunks, wait if asked, and print its summary."""
+    if chunks:
+        _send_chunks(settings, factory, job_id, chunks, show_bar=wait, queue=queue)
+        if not settings.eager:
+            click.echo(f"Queued {len(chunks)} chunks on queue {queue!r} of {settings.broker_url}.")
+            if wait:
+                _wait_for(factory, job_id)
+    _print_summary(factory, job_id)
+
+
+@main.command()
+@click.option("--job", "job_id", type=int, default=None, help="Only the images of this job.")
+@click.option("--wait/--no-wait", default=False, help="Show a progress bar until the jobs finish.")
+@click.option("--chunk-size", type=click.IntRange(1), envvar="ANNOTATE_CHUNK_SIZE", default=None,
+              help="Images per task (default 256).")
+@click.option("--queue", default="annotate", envvar="ANNOTATE_QUEUE", show_default=True,
+              help="Queue for the chunks.")
+@user_errors
+def reannotate(job_id: int | None, wait: bool, chunk_size: int | None, queue: str) -> None:
+    """Annotate again the images whose faces have stale or missing predictions for the active models."""
+    from annotator.reannotate import create_reannotation_jobs
+    from db.session import transaction
+
+    settings = _settings()
+    factory = _database(settings)
+    with transaction(factory) as session:
+        jobs = create_reannotation_jobs(session, chunk_size=chunk_size or settings.chunk_size, job_id=job_id)
+    if not jobs:
+        click.echo("Nothing to reannotate: every face has current predictions from the active model versions.")
+    for job in jobs:
+        click.echo(f"Job {job.job_id}: {job.total} images with stale or missing predictions, "
+                   f"{len(job.chunks)} chunks to run, {job.failed} files gone.")
+        _run_job(settings, factory, job.job_id, job.chunks, wait=wait, queue=queue)
 
 
 def _send_chunks(settings: Settings, factory: sessionmaker[Session], job_id: int, chunks: list[int],
@@ -224,10 +254,34 @@ def status(job_id: int | None, watch: bool, interval: float, all_failures: bool)
             for summary in jobs:
                 click.echo(_format_summary(summary))
             running = any(j.status == "running" for j in jobs)
+            _print_staleness(factory)
         if not (watch and running):
             return
         time.sleep(interval)
         click.echo("")
+
+
+def _print_staleness(factory: sessionmaker[Session], only_stale: bool = False, err: bool = False) -> None:
+    """One line: faces whose predictions are not from the active model versions."""
+    from annotator.errors import NoActiveModelError
+    from annotator.staleness import ChainVersions, stale_summary
+    from annotator.store import active_chain_versions
+
+    with factory() as session:
+        try:
+            found = stale_summary(session, ChainVersions.of(active_chain_versions(session)))
+        except NoActiveModelError:
+            return
+    if not found.faces:
+        return
+    if not found.outdated:
+        if not only_stale:
+            click.echo(f"faces {found.faces}: all predictions are from the active model versions", err=err)
+        return
+    details = ", ".join(f"{name} {count}" for name, count in found.stale.items() if count)
+    missing = ", ".join(f"{name} {count}" for name, count in found.missing.items() if count)
+    click.echo(f"faces {found.faces}: {found.outdated} stale (older model versions: {details or 'none'}; "
+               f"missing: {missing or 'none'}); `annotate reannotate` updates them", err=err)
 
 
 def _job_running(session: Session, job_id: int) -> bool:
@@ -324,6 +378,56 @@ def export(fmt: str, output: Path | None, job_id: int | None, source: str, attri
     if result.manifest is not None:
         counts = ", ".join(f"{name} {count['total']}" for name, count in result.counts.items())
         click.echo(f"Wrote {result.rows} faces ({counts}) to {output}; manifest {result.manifest}.", err=True)
+    if job_id is None:
+        _print_staleness(factory, only_stale=True, err=True)
+
+
+# --- labels -------------------------------------------------------------------------------------------------
+
+
+@main.group()
+def labels() -> None:
+    """Human labels: export faces to label (Label Studio), import corrections (CSV or Label Studio JSON)."""
+
+
+@labels.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--source", default=None, help="Name the labels are stored under (default: the file's name); "
+                                             "importing the same source again updates its values.")
+@user_errors
+def labels_import(file: Path, source: str | None) -> None:
+    """Import labels from FILE: a CSV keyed by sha256 or path, or a Label Studio JSON export."""
+    from annotator.labels_import import import_labels
+    from db.session import transaction
+
+    with transaction(_database(_settings())) as session:
+        result = import_labels(session, file, source)
+    for problem in result.problems:
+        click.echo(f"  skipped {problem}", err=True)
+    click.echo(result.summary())
+
+
+@labels.command("export")
+@click.option("--format", "fmt", type=click.Choice(["label-studio"]), default="label-studio", show_default=True,
+              help="label-studio: tasks with the predictions as pre-annotations, plus the labelling config.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Tasks file to write (JSON); the labelling config goes next to it as NAME.label_config.xml.")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Only the N most uncertain faces.")
+@click.option("--job", "job_id", type=int, default=None, help="Only the faces of this job.")
+@click.option("--path-prefix", "path_prefixes", multiple=True, metavar="OLD=NEW",
+              help="Rewrite image paths starting with OLD to start with NEW in the image URLs (repeatable), "
+                   "e.g. to make them relative to Label Studio's LOCAL_FILES_DOCUMENT_ROOT.")
+@user_errors
+def labels_export(fmt: str, output: Path, limit: int | None, job_id: int | None,
+                  path_prefixes: tuple[str, ...]) -> None:
+    """Write the annotated faces as labelling tasks, most uncertain first."""
+    from annotator.label_studio import parse_path_prefix
+    from annotator.labels_export import write_label_studio
+
+    prefixes = [parse_path_prefix(text) for text in path_prefixes]
+    with _database(_settings())() as session:
+        written = write_label_studio(session, output, job_id=job_id, limit=limit, prefixes=prefixes)
+    click.echo(f"Wrote {written.count} tasks to {written.tasks} and the labelling config to {written.config}.")
 
 
 # --- models -------------------------------------------------------------------------------------------------

@@ -47,3 +47,11 @@ class ExportError(AnnotateError):
 
 class MissingExtraError(AnnotateError):
     """An optional dependency is not installed; the message names the pip command that installs it."""
+
+
+class LabelFileError(AnnotateError):
+    """A labels file that cannot be read (missing, not CSV or Label Studio JSON, no key column) or written."""
+
+
+class LabelRowError(AnnotateError):
+    """One row (or task) of a labels file that cannot be imported; it is reported with its line and skipped."""

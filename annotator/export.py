@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from annotator.errors import UnknownJobError
 from annotator.export_options import SOURCES
+from annotator.staleness import ChainVersions
 from annotator.store import active_chain_versions
 from db.models import Face, Image, ImageStatus, Job, JobImage, Label, ModelVersion, Prediction
 
@@ -35,31 +36,27 @@ class FaceRow:
         return self.sources.get(attribute, "").startswith(LABEL_PREFIX)
 
 
-def _versions_for(session: Session, job_id: int | None) -> list[int]:
+def chain_for(session: Session, job_id: int | None) -> list[ModelVersion]:
+    """The versions of the active chain, or those ``job_id`` ran."""
     if job_id is None:
-        return [v.id for v in active_chain_versions(session)]
+        return active_chain_versions(session)
     job = session.get(Job, job_id)
     if job is None:
         raise UnknownJobError(f"No job {job_id}. See `annotate status` for the list of jobs.")
-    return list(job.model_version_ids)
+    by_id = {v.id: v for v in session.scalars(select(ModelVersion).where(ModelVersion.id.in_(job.model_version_ids)))}
+    return [by_id[i] for i in job.model_version_ids]
 
 
-def face_rows(session: Session, job_id: int | None = None, source: str = "best") -> Iterator[FaceRow]:
-    """Rows for every annotated face (of one job, or of the active model versions), ordered by path.
-
-    ``source`` "predictions" ignores labels; "best" and "labels" let labels win (the "labels" filter, which
-    needs the chosen attributes, is :func:`annotator.selection.select_rows`).
-    """
-    if source not in SOURCES:
-        raise ValueError(f"Unknown source {source!r}. Valid sources: {', '.join(SOURCES)}.")
-    version_ids = _versions_for(session, job_id)
-    labels = {v.id: v.label for v in session.scalars(select(ModelVersion).where(ModelVersion.id.in_(version_ids)))}
+def predicted_rows(session: Session, job_id: int | None = None) -> dict[int, FaceRow]:
+    """Rows by face id with the current predictions of the active chain (or of one job's chain), no labels."""
+    versions = chain_for(session, job_id)
+    labels = {v.id: v.label for v in versions}
     query = (
-        select(Face.id, Face.index, Face.method, Face.box, Face.landmarks, Image.sha256, Image.path, Prediction.attribute,
-               Prediction.value, Prediction.extra, Prediction.model_version_id)
+        select(Face.id, Face.index, Face.method, Face.box, Face.landmarks, Image.sha256, Image.path,
+               Prediction.attribute, Prediction.value, Prediction.extra, Prediction.model_version_id)
         .join(Image, Image.id == Face.image_id)
         .join(Prediction, Prediction.face_id == Face.id)
-        .where(Prediction.model_version_id.in_(version_ids))
+        .where(ChainVersions.of(versions).current())
     )
     if job_id is not None:
         query = query.where(Image.id.in_(
@@ -74,14 +71,31 @@ def face_rows(session: Session, job_id: int | None = None, source: str = "best")
         else:
             row.values[attribute] = value
         row.sources[attribute] = labels[version_id]
+    return rows
+
+
+def face_rows(session: Session, job_id: int | None = None, source: str = "best") -> Iterator[FaceRow]:
+    """Rows for every annotated face (of one job, or of the active model versions), ordered by path.
+
+    ``source`` "predictions" ignores labels; "best" and "labels" let labels win (the "labels" filter, which
+    needs the chosen attributes, is :func:`annotator.selection.select_rows`).
+    """
+    if source not in SOURCES:
+        raise ValueError(f"Unknown source {source!r}. Valid sources: {', '.join(SOURCES)}.")
+    rows = predicted_rows(session, job_id)
     if source != "predictions":
         _apply_labels(session, rows)
     yield from sorted(rows.values(), key=lambda r: (r.path, r.face_index, r.method))
 
 
-def _apply_labels(session: Session, rows: dict[int, FaceRow]) -> None:
+def winning_labels(session: Session) -> dict[tuple[int, str], tuple[float, str]]:
+    """(value, source) by (face id, attribute): the newest label of each, the one that wins on export."""
     query = select(Label.face_id, Label.attribute, Label.value, Label.source).order_by(Label.created_at, Label.id)
-    for face_id, attribute, value, source in session.execute(query):
+    return {(face_id, attribute): (value, source) for face_id, attribute, value, source in session.execute(query)}
+
+
+def _apply_labels(session: Session, rows: dict[int, FaceRow]) -> None:
+    for (face_id, attribute), (value, source) in winning_labels(session).items():
         row = rows.get(face_id)
         if row is None:
             continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +55,16 @@ class FaceOptions:
         if FaceMode(mode) is FaceMode.ALIGNED or not record:
             return cls(FaceMode(mode))
         return cls(FaceMode(mode), int(record["min_face_size"]), float(record["min_score"]))
+
+    @classmethod
+    def from_method(cls, method: str) -> FaceOptions:
+        """The options whose :attr:`method` is ``method`` (the inverse of :attr:`method`)."""
+        if method == FaceMode.ALIGNED.value:
+            return cls(FaceMode.ALIGNED)
+        found = re.fullmatch(rf"{DETECTOR}-(\d+)-(\d\.\d\d)", method)
+        if found is None:
+            raise ValueError(f"Unknown face method {method!r}: expected 'aligned' or e.g. '{DETECTOR}-32-0.90'.")
+        return cls(FaceMode.DETECT, int(found[1]), float(found[2]))
 
 
 ALIGNED_FACES = FaceOptions(FaceMode.ALIGNED)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -14,8 +14,9 @@ from annotator.errors import SourceError
 from annotator.face_modes import FaceOptions
 from annotator.images import discover
 from annotator.pipeline import finish_job_if_complete
+from annotator.staleness import ChainVersions
 from annotator.store import active_chain_versions
-from db.models import Face, Image, ImageStatus, Job, JobChunk, JobImage, Prediction
+from db.models import Face, Image, ImageStatus, Job, JobChunk, JobImage, ModelVersion, Prediction
 from db.queries import insert_ignoring_conflicts
 
 # Keeps IN (...) lists under SQLite's bound-parameter limit.
@@ -54,16 +55,16 @@ def _image_ids(session: Session, found: Iterable) -> dict[str, int]:  # type: ig
     return ids
 
 
-def already_annotated(session: Session, image_ids: Sequence[int], version_ids: Sequence[int], method: str) -> set[int]:
-    """Ids of the images with faces found by ``method``, each with a prediction from every one of ``version_ids``."""
+def already_annotated(session: Session, image_ids: Sequence[int], chain: ChainVersions, method: str) -> set[int]:
+    """Ids of the images with faces found by ``method``, each with a current prediction of every attribute."""
     done: set[int] = set()
     for group in batched(list(image_ids), QUERY_BATCH):
         faces = select(Face.image_id, Face.id).where(Face.image_id.in_(group), Face.method == method)
         complete = (
             faces.join(Prediction, Prediction.face_id == Face.id)
-            .where(Prediction.model_version_id.in_(version_ids))
+            .where(chain.current())
             .group_by(Face.image_id, Face.id)
-            .having(func.count(func.distinct(Prediction.model_version_id)) == len(version_ids))
+            .having(func.count(func.distinct(Prediction.model_version_id)) == len(chain.by_attribute))
             .subquery()
         )
         all_faces = faces.subquery()
@@ -71,6 +72,34 @@ def already_annotated(session: Session, image_ids: Sequence[int], version_ids: S
         finished = dict(session.execute(select(complete.c.image_id, func.count()).group_by(complete.c.image_id)).all())
         done.update(image_id for image_id, count in per_image.items() if finished.get(image_id) == count)
     return done
+
+
+def new_job(session: Session, source: str, faces: FaceOptions, versions: Sequence[ModelVersion], *,
+            chunk_size: int, total: int) -> Job:
+    """Record a running job of the ``versions`` chain (its members come with :func:`add_members`)."""
+    job = Job(source=source, face_mode=faces.mode.value, face_options=faces.to_record(),
+              chain=[v.name for v in versions], model_version_ids=[v.id for v in versions],
+              chunk_size=chunk_size, total=total)
+    session.add(job)
+    session.flush()
+    return job
+
+
+def add_members(session: Session, job: Job, members: list[dict[str, Any]]) -> NewJob:
+    """Insert ``job``'s members, split the pending ones into chunks, and finish the job if none is pending."""
+    pending = [m for m in members if m["status"] == ImageStatus.PENDING.value]
+    for position, member in enumerate(pending):
+        member["chunk"] = position // job.chunk_size
+    job.chunks = (len(pending) + job.chunk_size - 1) // job.chunk_size
+    for group in batched(members, QUERY_BATCH):
+        session.execute(JobImage.__table__.insert(), list(group))
+    if job.chunks:
+        session.execute(JobChunk.__table__.insert(), [{"job_id": job.id, "chunk": c, "status": "queued", "attempts": 0}
+                                                      for c in range(job.chunks)])
+    finish_job_if_complete(session, job.id)
+    skipped = sum(m["status"] == ImageStatus.SKIPPED.value for m in members)
+    failed = sum(m["status"] == ImageStatus.FAILED.value for m in members)
+    return NewJob(job.id, job.total, skipped, failed, list(range(job.chunks)))
 
 
 def create_job(session: Session, source: Path, *, chunk_size: int, faces: FaceOptions) -> NewJob:
@@ -84,18 +113,11 @@ def create_job(session: Session, source: Path, *, chunk_size: int, faces: FaceOp
     if not found and not failures:
         raise SourceError(f"No images found in {source} (looked in every sub-folder, by content).")
     versions = active_chain_versions(session)
-    version_ids = [v.id for v in versions]
-
-    job = Job(source=str(source), face_mode=faces.mode.value, face_options=faces.to_record(),
-              chain=[v.name for v in versions],
-              model_version_ids=version_ids, chunk_size=chunk_size, total=len(found) + len(failures))
-    session.add(job)
-    session.flush()
+    job = new_job(session, str(source), faces, versions, chunk_size=chunk_size, total=len(found) + len(failures))
 
     image_ids = _image_ids(session, found)
-    finished = already_annotated(session, list(set(image_ids.values())), version_ids, faces.method)
-    members: list[dict] = []
-    pending: list[dict] = []
+    finished = already_annotated(session, list(set(image_ids.values())), ChainVersions.of(versions), faces.method)
+    members: list[dict[str, Any]] = []
     seen: set[int] = set()
     for item in found:
         image_id = image_ids[item.sha256]
@@ -107,20 +129,9 @@ def create_job(session: Session, source: Path, *, chunk_size: int, faces: FaceOp
             member["reason"], member["detail"] = "duplicate", "same content as another file of this job"
         else:
             member["status"] = ImageStatus.PENDING.value
-            pending.append(member)
         seen.add(image_id)
         members.append(member)
     for path, failure in failures:
         members.append({"job_id": job.id, "image_id": None, "path": str(path), "chunk": None,
                         "status": ImageStatus.FAILED.value, "reason": failure.reason.value, "detail": failure.detail})
-    for position, member in enumerate(pending):
-        member["chunk"] = position // chunk_size
-    job.chunks = (len(pending) + chunk_size - 1) // chunk_size
-    for group in batched(members, QUERY_BATCH):
-        session.execute(JobImage.__table__.insert(), list(group))
-    if job.chunks:
-        session.execute(JobChunk.__table__.insert(), [{"job_id": job.id, "chunk": c, "status": "queued", "attempts": 0}
-                                                      for c in range(job.chunks)])
-    finish_job_if_complete(session, job.id)
-    skipped = sum(m["status"] == ImageStatus.SKIPPED.value for m in members)
-    return NewJob(job.id, job.total, skipped, len(failures), list(range(job.chunks)))
+    return add_members(session, job, members)

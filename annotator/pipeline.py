@@ -119,6 +119,7 @@ def _face_ids(session: Session, method: str, faces: list[tuple[int, ExtractedFac
 def _prediction_rows(chain: Sequence[LoadedModel], outputs: dict[str, np.ndarray],
                      face_ids: list[int]) -> list[dict[str, Any]]:
     rows = []
+    gender_version_id = next(m.version_id for m in chain if m.spec.output is OutputKind.GENDER_SOFTMAX)
     for model in chain:
         values = outputs[model.spec.name]
         for row, face_id in enumerate(face_ids):
@@ -128,7 +129,7 @@ def _prediction_rows(chain: Sequence[LoadedModel], outputs: dict[str, np.ndarray
             else:
                 value, extra = float(values[row]), None
             rows.append({"face_id": face_id, "attribute": model.spec.name, "value": value, "extra": extra,
-                         "model_version_id": model.version_id})
+                         "model_version_id": model.version_id, "gender_version_id": gender_version_id})
     return rows
 
 

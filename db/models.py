@@ -172,10 +172,19 @@ class ModelVersion(Base):
 
 
 class Prediction(Base):
-    """One model output for one face; unique per (face, attribute, model version) so retries cannot duplicate."""
+    """One model output for one face, unique per (face, attribute, model version, gender version).
+
+    ``gender_version_id`` is the gender model whose probabilities the value was computed with (a gender
+    prediction names its own version): a regressor's output depends on it, so a new gender version needs new
+    regressor rows, and whether a prediction is current is derivable from the active versions alone.
+    """
 
     __tablename__ = "predictions"
-    __table_args__ = (UniqueConstraint("face_id", "attribute", "model_version_id"),)
+    __table_args__ = (
+        # Named explicitly: the convention's name would exceed PostgreSQL's 63-character identifiers.
+        UniqueConstraint("face_id", "attribute", "model_version_id", "gender_version_id",
+                         name="uq_predictions_face_attribute_versions"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     face_id: Mapped[int] = mapped_column(ForeignKey("faces.id", ondelete="CASCADE"))
@@ -183,6 +192,7 @@ class Prediction(Base):
     value: Mapped[float]
     extra: Mapped[dict[str, Any] | None]
     model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    gender_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

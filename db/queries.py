@@ -18,3 +18,18 @@ def insert_ignoring_conflicts(session: Session, model: type[Base], rows: Sequenc
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     session.execute(insert(model).on_conflict_do_nothing(), list(rows))
+
+
+def upsert(session: Session, model: type[Base], rows: Sequence[dict[str, Any]], *, keys: Sequence[str],
+           update: Sequence[str]) -> None:
+    """Insert ``rows``; a row whose ``keys`` already exist updates the ``update`` columns instead.
+
+    ``rows`` must not repeat a key: PostgreSQL refuses to update one row twice in one statement.
+    """
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+    statement = insert.on_conflict_do_update(index_elements=list(keys),
+                                             set_={column: insert.excluded[column] for column in update})
+    session.execute(statement, list(rows))

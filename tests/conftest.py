@@ -54,6 +54,17 @@ def register_untrained_chain(factory: sessionmaker[Session], settings: Settings)
         return [r.id for r in records]
 
 
+def register_version(factory: sessionmaker[Session], settings: Settings, name: str) -> int:
+    """Register and activate a new untrained version of model ``name``; returns its version number."""
+    from annotator.architectures import build_model
+    from annotator.specs import get_spec
+    from annotator.store import register_model
+
+    with transaction(factory) as session:
+        return register_model(session, settings.models_dir, get_spec(name), build_model(get_spec(name)),
+                              metrics={"test": True}).version
+
+
 @pytest.fixture
 def untrained_chain(factory: sessionmaker[Session], settings: Settings) -> list[int]:
     """An untrained chain registered in the test database."""
@@ -72,3 +83,45 @@ def write_faces(folder: Path, count: int, *, seed: int = 0, size: int = 120, fmt
         Image.fromarray(pixels).save(path, fmt)
         paths.append(path)
     return paths
+
+
+def fake_chain(factory: sessionmaker[Session]) -> dict[str, int]:
+    """Active version rows for every spec with no model file behind them (for tests that run no model)."""
+    from annotator.specs import chain_order
+    from db.models import ModelVersion
+
+    with transaction(factory) as session:
+        versions = [ModelVersion(name=spec.name, version=1, path="no file", sha256="0" * 64, input_spec={},
+                                 metrics={"test": True}, active=True) for spec in chain_order()]
+        session.add_all(versions)
+        session.flush()
+        return {v.name: v.id for v in versions}
+
+
+def record_annotations(factory: sessionmaker[Session], paths: list[Path],
+                       values: list[dict[str, float]] | None = None) -> dict[str, str]:
+    """Record ``paths`` as annotated aligned portraits with the given (default 0.9 / female 0.1) predictions by
+    the active chain, without running a model; returns {file name: sha256}."""
+    from sqlalchemy import select
+
+    from annotator.images import hash_file
+    from db.models import Face, Image, ModelVersion, Prediction
+
+    shas = {}
+    with transaction(factory) as session:
+        active = dict(session.execute(select(ModelVersion.name, ModelVersion.id).where(ModelVersion.active)).all())
+        for position, path in enumerate(paths):
+            sha, size, fmt = hash_file(path)
+            shas[path.name] = sha
+            face = Face(image=Image(sha256=sha, path=str(path), size=size, format=fmt), method="aligned", index=0)
+            session.add(face)
+            session.flush()
+            chosen = {"gender": 0.1, "eyes": 0.9, "mouth": 0.9, "background_mean": 0.9,
+                      **(values[position] if values else {})}
+            for name, version_id in active.items():
+                female = chosen[name] if name == "gender" else None
+                session.add(Prediction(
+                    face_id=face.id, attribute=name, value=1 - female if name == "gender" else chosen[name],
+                    extra={"male_prob": 1 - female, "female_prob": female} if name == "gender" else None,
+                    model_version_id=version_id, gender_version_id=active["gender"]))
+    return shas

@@ -93,3 +93,43 @@ def test_jobs_retry_and_cancel_from_the_command_line(settings, factory, untraine
     assert "has no failed or stalled chunks" in invoke("jobs", "retry", "1").output
     cancelled = invoke("jobs", "cancel", "1")
     assert cancelled.exit_code == 1 and "only a running job can be cancelled" in cancelled.output
+
+
+def test_labels_and_reannotate_from_the_command_line(settings, factory, untrained_chain, tmp_path):
+    import json
+
+    from tests.conftest import register_version
+
+    write_faces(tmp_path / "photos", 3)
+    invoke("submit", str(tmp_path / "photos"), "--faces", "aligned")
+    exported = invoke("labels", "export", "-o", str(tmp_path / "tasks.json"), "--limit", "2",
+                      "--path-prefix", f"{tmp_path}=files")
+    assert exported.exit_code == 0, exported.output
+    assert f"Wrote 2 tasks to {tmp_path / 'tasks.json'}" in exported.output
+    tasks = json.loads((tmp_path / "tasks.json").read_text())
+    assert tasks[0]["data"]["image"].startswith("/data/local-files/?d=files/photos/face_00")
+    assert (tmp_path / "tasks.label_config.xml").read_text().startswith("<View>")
+
+    (tmp_path / "fix.csv").write_text("path,eyes,mouth\nphotos/face_000.png,1,\nphotos/face_001.png,,2\n")
+    imported = invoke("labels", "import", str(tmp_path / "fix.csv"), "--source", "alice")
+    assert imported.exit_code == 0
+    assert "skipped line 3: mouth must be in [0, 1]. Received: '2'" in imported.output
+    assert "imported 1 labels for 1 faces, skipped 1 rows" in imported.output
+    missing = invoke("labels", "import", str(tmp_path / "nope.csv"))
+    assert missing.exit_code == 1 and "No labels file" in missing.output and "Traceback" not in missing.output
+
+    assert "faces 3: all predictions are from the active model versions" in invoke("status").output
+    register_version(factory, settings, "mouth")
+    assert "faces 3: 3 stale (older model versions: mouth 3; missing: none)" in invoke("status").output
+    stale_export = invoke("export")
+    assert "3 stale" in stale_export.stderr and "stale" not in stale_export.stdout
+    assert {row["mouth"] for row in csv.DictReader(io.StringIO(stale_export.stdout))} == {""}
+    result = invoke("reannotate", "--wait")
+    assert result.exit_code == 0, result.output
+    assert "Job 2: 3 images with stale or missing predictions, 1 chunks to run, 0 files gone." in result.output
+    assert "done 3" in result.output
+    assert "faces 3: all predictions are from the active model versions" in invoke("status").output
+    assert "Nothing to reannotate" in invoke("reannotate").output
+    rows = list(csv.DictReader(io.StringIO(invoke("export").output)))
+    assert {row["mouth_version"] for row in rows} == {"mouth@2"}
+    assert sorted(row["eyes_version"] for row in rows) == ["eyes@1", "eyes@1", "label:alice"]

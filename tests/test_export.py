@@ -45,9 +45,10 @@ def add_face(session, versions, image, female, eyes, *, method="aligned", index=
     session.add(face)
     session.flush()
     session.add(Prediction(face_id=face.id, attribute="gender", value=1 - female, model_version_id=versions["gender"],
-                           extra={"male_prob": 1 - female, "female_prob": female}))
+                           gender_version_id=versions["gender"], extra={"male_prob": 1 - female, "female_prob": female}))
     for name, value in (("eyes", eyes), ("mouth", 0.5), ("background_mean", 1 - eyes)):
-        session.add(Prediction(face_id=face.id, attribute=name, value=value, model_version_id=versions[name]))
+        session.add(Prediction(face_id=face.id, attribute=name, value=value, model_version_id=versions[name],
+                               gender_version_id=versions["gender"]))
     return face.id
 
 

@@ -39,3 +39,11 @@ class UnsafeModelError(ModelImportError):
 
 class LabelledSetError(AnnotateError):
     """A labelled CSV that is missing, malformed, or lists no usable images."""
+
+
+class TrainingDataError(AnnotateError):
+    """A training data set that is missing, malformed, too small or has a single class."""
+
+
+class BackboneWeightsError(AnnotateError):
+    """A pretrained backbone's weights file that is missing or does not fit the backbone."""

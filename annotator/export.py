@@ -32,8 +32,8 @@ class FaceRow:
 
 
 def csv_columns() -> list[str]:
-    """Columns of the csv export, derived from the model registry."""
-    attributes = attribute_names()
+    """Columns of the csv export, derived from the model registry (optional models' columns empty when unused)."""
+    attributes = attribute_names(include_optional=True)
     return (["path", "sha256", "face_index", "male_prob", "female_prob", *attributes, "gender_version"]
             + [f"{name}_version" for name in attributes])
 

@@ -26,6 +26,9 @@ def _conv_stack(image: keras.KerasTensor, spec: ModelSpec) -> keras.KerasTensor:
 
 def build_model(spec: ModelSpec) -> keras.Model:
     """A fresh, untrained model for ``spec`` (regressors take ``[image, gender_probs]``)."""
+    if spec.backbone is not None:
+        raise ValueError(f"Model {spec.name!r} sits on a pretrained {spec.backbone} backbone; train it with "
+                         f"`annotate train {spec.name} --backbone-weights FILE`. Received: backbone={spec.backbone!r}.")
     image = keras.Input(shape=spec.input_shape, name=IMAGE_INPUT)
     x = _conv_stack(image, spec)
     first, second = spec.dense_units

@@ -7,14 +7,35 @@ import numpy as np
 from annotator.specs import ModelSpec
 
 
+def _linear_weights(size: int, out: int) -> np.ndarray:
+    """(out, size) bilinear interpolation matrix with half-pixel centres, as Pillow and tf.image.resize use."""
+    source = np.clip((np.arange(out) + 0.5) * size / out - 0.5, 0, size - 1)
+    low = np.floor(source).astype(int)
+    fraction = (source - low).astype(np.float32)
+    weights = np.zeros((out, size), np.float32)
+    weights[np.arange(out), low] += 1 - fraction
+    weights[np.arange(out), np.minimum(low + 1, size - 1)] += fraction
+    return weights
+
+
+def _upsample(region: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """Bilinear enlargement of a (n, h, w, 3) batch as two matrix products (BLAS beats fancy indexing ~10x)."""
+    rows = np.einsum("oh,nhwc->nowc", _linear_weights(region.shape[1], out_h), region.astype(np.float32),
+                     optimize=True)
+    return np.ascontiguousarray(
+        np.einsum("pw,nowc->nopc", _linear_weights(region.shape[2], out_w), rows, optimize=True))
+
+
 def crop_batch(faces: np.ndarray, spec: ModelSpec) -> np.ndarray:
-    """Return ``spec``'s input for ``faces`` of shape (n, 120, 120, 3), resized by block averaging."""
+    """``spec``'s input for ``faces`` (n, 120, 120, 3): block-averaged down, or bilinearly up (identity, 224)."""
     box = spec.crop
     region = faces[:, box.top : box.bottom, box.left : box.right, :]
     height, width = box.shape
     out_h, out_w = spec.input_size
     if (height, width) == (out_h, out_w):
         return np.ascontiguousarray(region, dtype=np.float32)
+    if out_h >= height and out_w >= width:
+        return _upsample(region, out_h, out_w)
     if height % out_h or width % out_w:
         raise ValueError(
             f"Crop {height}x{width} of model {spec.name!r} is not a whole multiple of its input "

@@ -55,3 +55,11 @@ class LabelFileError(AnnotateError):
 
 class LabelRowError(AnnotateError):
     """One row (or task) of a labels file that cannot be imported; it is reported with its line and skipped."""
+
+
+class TrainingDataError(AnnotateError):
+    """A training data set that is missing, malformed, too small or has a single class."""
+
+
+class BackboneWeightsError(AnnotateError):
+    """A pretrained backbone's weights file that is missing or does not fit the backbone."""

@@ -10,7 +10,7 @@ from typing import TextIO
 from sqlalchemy.orm import Session
 
 from annotator.errors import ExportError
-from annotator.export import FaceRow, face_rows
+from annotator.export import FaceRow, chain_for, face_rows
 from annotator.export_options import FORMATS, IMAGE_EXPORT_FORMATS, SPLIT_COLUMN_FORMATS, ExportOptions
 from annotator.manifest import build_manifest, manifest_path, split_counts, write_manifest
 from annotator.selection import gender_class, regressors, resolve_attributes, select_rows
@@ -112,7 +112,8 @@ def _write(options: ExportOptions, rows: list[FaceRow], output: Path, attributes
 def run_export(session: Session, options: ExportOptions, output: Path | None, stdout: TextIO) -> ExportResult:
     """Export the selected faces as ``options`` ask; to ``stdout`` (no manifest) when ``output`` is None."""
     check_output(options, output)
-    attributes = resolve_attributes(options.attributes, options.format)
+    active = [version.name for version in chain_for(session, options.job_id)]
+    attributes = resolve_attributes(options.attributes, options.format, active)
     found = list(face_rows(session, options.job_id, options.source))
     rows = select_rows(found, source=options.source, attributes=attributes, min_confidence=options.min_confidence)
     if not rows:

@@ -9,7 +9,7 @@ from annotator.specs import attribute_names
 
 
 def csv_columns(attributes: list[str] | None = None, with_split: bool = False) -> list[str]:
-    """Columns for these regressor attributes (default: all of them), with ``split`` last when split."""
+    """Columns for these regressor attributes (default: the required ones), with ``split`` last when split."""
     names = attribute_names() if attributes is None else attributes
     return (["path", "sha256", "face_index", "face_method", "box", "male_prob", "female_prob", *names, "gender_version"]
             + [f"{name}_version" for name in names] + (["split"] if with_split else []))

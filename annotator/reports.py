@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -10,6 +11,17 @@ import numpy as np
 COLLAPSE_SAMPLES = 15
 # Outputs spread over less than this on the first 15 samples mean the model predicts one value for all.
 COLLAPSE_RANGE = 0.05
+
+
+def json_ready(value: Any) -> Any:
+    """``value`` with NaN and infinities as None: strict JSON (PostgreSQL's json type) has no such numbers."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(item) for item in value]
+    return value
 
 
 def is_collapsed(outputs: np.ndarray) -> bool:
@@ -35,18 +47,24 @@ class RegressorReport:
     n_val: int
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields, stored with the model version."""
-        return {"kind": "regressor", **asdict(self)}
+        """JSON-ready fields, stored with the model version (NaN, e.g. a gender absent from the data, as null)."""
+        return json_ready({"kind": "regressor", **asdict(self)})
 
     def format(self) -> str:
         """The report as the seeds print it."""
         outputs = " ".join(f"{v:.3f}" for v in self.first_outputs)
         verdict = "COLLAPSED: all outputs nearly equal, the model did not learn" if self.collapsed else "no collapse"
+        if math.isnan(self.mean_male) or math.isnan(self.mean_female):  # gender unknown: one baseline group
+            mean = self.mean_male if math.isnan(self.mean_female) else self.mean_female
+            groups = [f"  mean label         {mean:.4f}   (one group: gender unknown)",
+                      f"  baseline MSE       {self.baseline_mse:.4f}   (predicting the mean label)"]
+        else:
+            groups = [f"  per-gender mean    male {self.mean_male:.4f} / female {self.mean_female:.4f}",
+                      (f"  baseline MSE       male {self.baseline_mse_male:.4f} / female "
+                       f"{self.baseline_mse_female:.4f} -> {self.baseline_mse:.4f}")]
         return "\n".join([
             f"  val MSE            {self.val_mse:.4f}   (train {self.n_train}, val {self.n_val})",
-            f"  per-gender mean    male {self.mean_male:.4f} / female {self.mean_female:.4f}",
-            (f"  baseline MSE       male {self.baseline_mse_male:.4f} / female {self.baseline_mse_female:.4f}"
-             f" -> {self.baseline_mse:.4f}"),
+            *groups,
             f"  ratio              {self.ratio:.2f}x   (baseline / val)",
             f"  first {len(self.first_outputs)} outputs   {outputs}",
             f"  collapse check     {verdict}",
@@ -66,7 +84,7 @@ class GenderReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields, stored with the model version."""
-        return {"kind": "gender", **asdict(self)}
+        return json_ready({"kind": "gender", **asdict(self)})
 
     def format(self) -> str:
         """Accuracy, confusion matrix and collapse check."""
@@ -112,4 +130,51 @@ def gender_report(*, val_gender: np.ndarray, val_probs: np.ndarray, first_probs:
         val_accuracy=float(np.mean(predicted == truth)) if len(truth) else float("nan"), confusion=confusion,
         first_outputs=[float(v) for v in first[:, 1]], collapsed=is_collapsed(first), n_train=n_train,
         n_val=len(truth),
+    )
+
+
+@dataclass(frozen=True)
+class BinaryReport:
+    """Validation accuracy, confusion matrix and collapse check of a yes/no classifier (identity)."""
+
+    val_accuracy: float
+    val_loss: float  # binary cross-entropy on the validation split
+    confusion: list[list[int]]  # rows: true no, yes; columns: predicted no, yes (threshold 0.5)
+    first_outputs: list[float]
+    collapsed: bool
+    n_train: int
+    n_val: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields, stored with the model version."""
+        return json_ready({"kind": "binary", **asdict(self)})
+
+    def format(self) -> str:
+        """Accuracy, confusion matrix and collapse check."""
+        (nn, ny), (yn, yy) = self.confusion
+        verdict = "COLLAPSED: all outputs nearly equal, the model did not learn" if self.collapsed else "no collapse"
+        return "\n".join([
+            f"  val accuracy       {self.val_accuracy:.4f}   (train {self.n_train}, val {self.n_val})",
+            f"  val loss           {self.val_loss:.4f}   (binary cross-entropy)",
+            "  confusion          true\\pred  other  person",
+            f"                     other    {nn:5d}  {ny:6d}",
+            f"                     person   {yn:5d}  {yy:6d}",
+            f"  first {len(self.first_outputs)} outputs   " + " ".join(f"{v:.3f}" for v in self.first_outputs),
+            f"  collapse check     {verdict}",
+        ])
+
+
+def binary_report(*, val_labels: np.ndarray, val_outputs: np.ndarray, first_outputs: np.ndarray,
+                  n_train: int) -> BinaryReport:
+    """Seed-style report of a sigmoid yes/no classifier from its outputs."""
+    outputs = np.asarray(val_outputs, np.float64).ravel()
+    truth = np.asarray(val_labels).astype(int).ravel()
+    predicted = (outputs >= 0.5).astype(int)
+    clipped = np.clip(outputs, 1e-7, 1 - 1e-7)
+    loss = float(-np.mean(truth * np.log(clipped) + (1 - truth) * np.log(1 - clipped))) if len(truth) else float("nan")
+    first = np.asarray(first_outputs, np.float64).ravel()[:COLLAPSE_SAMPLES]
+    return BinaryReport(
+        val_accuracy=float(np.mean(predicted == truth)) if len(truth) else float("nan"), val_loss=loss,
+        confusion=[[int(np.sum((truth == t) & (predicted == p))) for p in (0, 1)] for t in (0, 1)],
+        first_outputs=[float(v) for v in first], collapsed=is_collapsed(first), n_train=n_train, n_val=len(truth),
     )

@@ -14,11 +14,15 @@ MALE, FEMALE = "male", "female"
 
 def exportable_attributes() -> list[str]:
     """Names ``--attribute`` accepts: gender, then the regressors of the registry in chain order."""
-    return [GENDER, *attribute_names()]
+    return [GENDER, *attribute_names(include_optional=True)]
 
 
-def resolve_attributes(requested: Iterable[str], fmt: str) -> list[str]:
-    """The attributes an export carries, in registry order; by default all, or gender alone for folders."""
+def resolve_attributes(requested: Iterable[str], fmt: str, active: Iterable[str] = ()) -> list[str]:
+    """The attributes an export carries, in registry order.
+
+    By default: gender, every required regressor and the optional models among ``active`` (the names with an
+    active version); gender alone for folders.
+    """
     valid = exportable_attributes()
     chosen = set(requested)
     unknown = sorted(chosen.difference(valid))
@@ -26,8 +30,8 @@ def resolve_attributes(requested: Iterable[str], fmt: str) -> list[str]:
         raise ExportError(f"Unknown attribute {', '.join(map(repr, unknown))}. "
                           f"Valid attributes: {', '.join(valid)}.")
     if not chosen:
-        # Folders are gender classes: their only target is gender.
-        chosen = {GENDER} if fmt == "folders" else set(valid)
+        # Folders are gender classes: their only target is gender. Optional models are exported when asked for.
+        chosen = {GENDER} if fmt == "folders" else {GENDER, *attribute_names(), *active}
     return [name for name in valid if name in chosen]
 
 

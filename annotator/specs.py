@@ -52,13 +52,19 @@ class ModelSpec:
     crop: Crop
     input_size: tuple[int, int]  # (height, width) the crop is resized to, when it differs
     output: OutputKind
-    conv_layers: tuple[int | str, ...]
-    dense_units: tuple[int, int]
+    conv_layers: tuple[int | str, ...] = ()
+    dense_units: tuple[int, int] = (0, 0)
     requires: tuple[str, ...] = ()
     meaning: str = ""
     # Patience of the seed recipe's callbacks (ReduceLROnPlateau, EarlyStopping).
     lr_patience: int = 2
     stop_patience: int = 5
+    # An optional model joins the chain only while one of its versions is active.
+    optional: bool = False
+    # True for a yes/no classifier (labels 0 or 1, binary cross-entropy), False for a graded 0..1 value.
+    binary: bool = False
+    # None: the seed CNN family built from ``conv_layers``/``dense_units``; otherwise a pretrained backbone's name.
+    backbone: str | None = None
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -119,7 +125,19 @@ BACKGROUND_MEAN = ModelSpec(
     meaning="1.0 bright background, 0.5 mid-tone, 0.0 as dark as hair or darker",
 )
 
-REGISTRY: dict[str, ModelSpec] = {spec.name: spec for spec in (GENDER, EYES, MOUTH, BACKGROUND_MEAN)}
+IDENTITY = ModelSpec(
+    name="identity",
+    crop=WHOLE_FACE,
+    input_size=(224, 224),
+    output=OutputKind.UNIT_SIGMOID,
+    meaning="probability that the face is the person the model was trained on (the 'Face' seed)",
+    stop_patience=5,
+    optional=True,
+    binary=True,
+    backbone="mobilenet_v2",
+)
+
+REGISTRY: dict[str, ModelSpec] = {spec.name: spec for spec in (GENDER, EYES, MOUTH, BACKGROUND_MEAN, IDENTITY)}
 
 
 class UnknownModelError(AnnotateError, KeyError):
@@ -140,8 +158,8 @@ def get_spec(name: str) -> ModelSpec:
 
 
 def chain_order(names: list[str] | None = None) -> list[ModelSpec]:
-    """Specs in an order where every model comes after the models it requires."""
-    wanted = list(REGISTRY) if names is None else names
+    """Specs in an order where every model comes after the models it requires (by default the required ones)."""
+    wanted = [name for name, spec in REGISTRY.items() if not spec.optional] if names is None else names
     ordered: list[ModelSpec] = []
     visiting: set[str] = set()
 
@@ -162,6 +180,12 @@ def chain_order(names: list[str] | None = None) -> list[ModelSpec]:
     return ordered
 
 
-def attribute_names() -> list[str]:
+def optional_specs() -> list[ModelSpec]:
+    """Specs that join the chain only when a version of them is active (e.g. identity)."""
+    return [spec for spec in REGISTRY.values() if spec.optional]
+
+
+def attribute_names(*, include_optional: bool = False) -> list[str]:
     """Names of the single-value attributes (everything but the gender classifier), in chain order."""
-    return [spec.name for spec in chain_order() if spec.output is OutputKind.UNIT_SIGMOID]
+    specs = chain_order(list(REGISTRY)) if include_optional else chain_order()
+    return [spec.name for spec in specs if spec.output is OutputKind.UNIT_SIGMOID]

@@ -12,7 +12,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from annotator.errors import ModelStoreError, NoActiveModelError, UnknownVersionError
-from annotator.specs import ModelSpec, chain_order
+from annotator.specs import ModelSpec, chain_order, optional_specs
 from annotator.tf_runtime import import_tensorflow
 from db.models import ModelVersion
 
@@ -113,7 +113,7 @@ def activate_version(session: Session, name: str, version: int) -> ModelVersion:
 
 
 def active_chain_versions(session: Session) -> list[ModelVersion]:
-    """The active version of every model of the chain, in chain order."""
+    """The active version of every required model of the chain, plus active optional ones, in chain order."""
     active = {mv.name: mv for mv in session.scalars(select(ModelVersion).where(ModelVersion.active.is_(True)))}
     missing = [spec.name for spec in chain_order() if spec.name not in active]
     if missing:
@@ -121,7 +121,10 @@ def active_chain_versions(session: Session) -> list[ModelVersion]:
             f"No active model for {', '.join(missing)}. Train the starter models with `annotate models demo` "
             "or activate a stored version with `annotate models activate NAME VERSION`."
         )
-    return [active[spec.name] for spec in chain_order()]
+    required = [spec.name for spec in chain_order()]
+    # Optional models (identity) run only while a version is active; without one the chain is unchanged.
+    extra = [spec.name for spec in optional_specs() if spec.name in active]
+    return [active[spec.name] for spec in chain_order(required + extra)]
 
 
 def load_keras_model(record: ModelVersion) -> keras.Model:

@@ -87,7 +87,7 @@ def stored_label_names(path: str | Path) -> list[str]:
     for raw in tf.data.TFRecordDataset(str(path)).take(1):
         feature = tf.train.Example.FromString(raw.numpy()).features.feature
         floats = {name for name, value in feature.items() if value.HasField("float_list")}
-        known = [name for name in (*GENDER_LABELS, *attribute_names()) if name in floats]
+        known = [name for name in (*GENDER_LABELS, *attribute_names(include_optional=True)) if name in floats]
         return known + sorted(floats.difference(known))
     raise ValueError(f"{path} holds no examples.")
 

@@ -11,7 +11,14 @@ import numpy as np
 
 from annotator.architectures import build_model
 from annotator.crops import crop_batch
-from annotator.reports import COLLAPSE_SAMPLES, GenderReport, RegressorReport, gender_report, regressor_report
+from annotator.reports import (
+    COLLAPSE_SAMPLES,
+    BinaryReport,
+    GenderReport,
+    RegressorReport,
+    gender_report,
+    regressor_report,
+)
 from annotator.specs import ModelSpec, OutputKind
 
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -24,12 +31,14 @@ class TrainingResult:
 
     spec: ModelSpec
     model: keras.Model
-    report: RegressorReport | GenderReport
+    report: RegressorReport | GenderReport | BinaryReport
     history: dict[str, list[float]]
     epochs_run: int
 
 
-class _EpochProgress(keras.callbacks.Callback):
+class EpochProgress(keras.callbacks.Callback):
+    """Calls ``on_epoch(epoch, logs)`` after every epoch, epochs counted from 1."""
+
     def __init__(self, on_epoch: EpochCallback) -> None:
         super().__init__()
         self.on_epoch = on_epoch
@@ -52,6 +61,26 @@ def split_indices(n: int, val_split: float, seed: int) -> tuple[np.ndarray, np.n
     return order[: n - n_val], order[n - n_val :]
 
 
+def split_groups(groups: np.ndarray, val_split: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Like :func:`split_indices`, but every group (e.g. a person) lands wholly in train or in validation.
+
+    Groups are shuffled with ``seed`` and moved to validation until it holds ``val_split`` of the rows.
+    """
+    names, inverse = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+    if len(names) < 2:
+        raise ValueError(f"A grouped split needs at least 2 groups. Received: {len(names)} group(s).")
+    sizes = np.bincount(inverse)
+    wanted = max(1, round(len(inverse) * val_split))
+    held_out: list[int] = []
+    for group in np.random.default_rng(seed).permutation(len(names)):
+        if sum(sizes[held_out]) >= wanted or len(held_out) == len(names) - 1:
+            break
+        held_out.append(int(group))
+    in_val = np.isin(inverse, held_out)
+    order = np.random.default_rng(seed).permutation(len(inverse))
+    return order[~in_val[order]], order[in_val[order]]
+
+
 def train_model(spec: ModelSpec, faces: np.ndarray, gender: np.ndarray, targets: np.ndarray | None = None, *,
                 epochs: int = 40, batch_size: int = 32, val_split: float = 0.1, seed: int = 112,
                 learning_rate: float = 1e-3, on_epoch: EpochCallback | None = None) -> TrainingResult:
@@ -61,26 +90,46 @@ def train_model(spec: ModelSpec, faces: np.ndarray, gender: np.ndarray, targets:
     training (the chain feeds the gender model's probabilities at inference). ``targets`` are the regressor's
     labels in 0..1; the gender model learns ``gender`` itself.
     """
+    if spec.output is not OutputKind.GENDER_SOFTMAX and targets is None:
+        raise ValueError(f"Model {spec.name!r} needs targets. Received: targets=None.")
+    labels = gender if spec.output is OutputKind.GENDER_SOFTMAX else targets
+    return train_on_inputs(spec, crop_batch(faces, spec), np.asarray(labels), gender=gender, epochs=epochs,
+                           batch_size=batch_size, val_split=val_split, seed=seed, learning_rate=learning_rate,
+                           on_epoch=on_epoch)
+
+
+def train_on_inputs(spec: ModelSpec, images: np.ndarray, labels: np.ndarray, *, gender: np.ndarray | None = None,
+                    groups: np.ndarray | None = None, epochs: int = 40, batch_size: int = 32,
+                    val_split: float = 0.1, seed: int = 112, learning_rate: float = 1e-3,
+                    on_epoch: EpochCallback | None = None) -> TrainingResult:
+    """Train ``spec`` on ready model inputs (crops at ``spec.input_shape``) with the seed recipe.
+
+    ``labels`` are genders (0 male, 1 female) for the gender model, targets in 0..1 for a regressor.
+    ``gender`` (0/1 per row) is the regressor's gender input (one-hot) and splits its baseline; None means
+    unknown: the regressor gets a neutral 0.5/0.5 and the baseline has one group. ``groups`` (e.g. person
+    ids) keep each group wholly in train or validation.
+    """
     keras.utils.set_random_seed(seed)
-    images = crop_batch(faces, spec)
-    gender = np.asarray(gender).astype(int)
-    train, val = split_indices(len(images), val_split, seed)
+    train, val = (split_indices(len(images), val_split, seed) if groups is None
+                  else split_groups(groups, val_split, seed))
     model = build_model(spec)
     is_gender = spec.output is OutputKind.GENDER_SOFTMAX
+    known = gender is not None
+    groups_of = np.asarray(gender).astype(int) if known else np.zeros(len(images), int)
     if is_gender:
-        inputs, y = [images], gender
+        inputs, y = [images], np.asarray(labels).astype(int)
         model.compile(keras.optimizers.Adam(learning_rate), "sparse_categorical_crossentropy", metrics=["accuracy"])
     else:
-        if targets is None:
-            raise ValueError(f"Model {spec.name!r} needs targets. Received: targets=None.")
-        inputs, y = [images, np.eye(2, dtype=np.float32)[gender]], np.asarray(targets, np.float32)
+        gender_input = (np.eye(2, dtype=np.float32)[groups_of] if known
+                        else np.full((len(images), 2), 0.5, np.float32))
+        inputs, y = [images, gender_input], np.asarray(labels, np.float32)
         model.compile(keras.optimizers.Adam(learning_rate), "mse")
     callbacks: list[keras.callbacks.Callback] = [
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.1, patience=spec.lr_patience),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=spec.stop_patience, restore_best_weights=True),
     ]
     if on_epoch is not None:
-        callbacks.append(_EpochProgress(on_epoch))
+        callbacks.append(EpochProgress(on_epoch))
 
     def pick(rows: np.ndarray) -> Any:
         return [x[rows] for x in inputs] if len(inputs) > 1 else inputs[0][rows]
@@ -91,9 +140,9 @@ def train_model(spec: ModelSpec, faces: np.ndarray, gender: np.ndarray, targets:
     val_outputs = _outputs(model, pick(val))
     if is_gender:
         report: RegressorReport | GenderReport = gender_report(
-            val_gender=gender[val], val_probs=val_outputs, first_probs=first, n_train=len(train))
+            val_gender=y[val], val_probs=val_outputs, first_probs=first, n_train=len(train))
     else:
-        report = regressor_report(train_targets=y[train], train_gender=gender[train], val_targets=y[val],
-                                  val_gender=gender[val], val_outputs=val_outputs, first_outputs=first)
+        report = regressor_report(train_targets=y[train], train_gender=groups_of[train], val_targets=y[val],
+                                  val_gender=groups_of[val], val_outputs=val_outputs, first_outputs=first)
     logs = {k: [float(v) for v in values] for k, values in history.history.items()}
     return TrainingResult(spec, model, report, logs, len(history.epoch))

@@ -404,7 +404,7 @@ def test_the_cli_exports_a_submitted_folder_in_every_format(settings, untrained_
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--format", "xml"], "Invalid value for '--format'"),
-    (["--attribute", "hair"], "Unknown attribute 'hair'. Valid attributes: gender, eyes, mouth, background_mean."),
+    (["--attribute", "hair"], "Unknown attribute 'hair'. Valid attributes: gender, eyes, mouth, background_mean, identity."),
     (["--split", "train=0.9,val=0.2"], "Split fractions must sum to 1"),
     (["--format", "folders", "-o", "{tmp}/file.txt"], "is a file; --format folders writes a folder"),
     (["--min-confidence", "1", "-o", "{tmp}/out.csv"], "None of the 20 annotated faces pass --min-confidence 1"),

@@ -69,7 +69,7 @@ def test_bad_rows_are_reported_with_their_line_and_skipped(factory, photos, tmp_
     assert result.problems == [
         "line 3: eyes must be in [0, 1]. Received: '1.5'",
         "line 4: gender must be male, female or a number in [0, 1]. Received: 'maybe'",
-        "line 5: unknown attribute 'hair_color' (known: gender, eyes, mouth, background_mean)",
+        "line 5: unknown attribute 'hair_color' (known: gender, eyes, mouth, background_mean, identity)",
         "line 6: no annotated image has a sha256 starting with ffffffffffff",
         "line 7: the image has no face 2 by aligned (it has faces 0 to 0)",
         "line 8: sha256 must be 6 to 64 hexadecimal characters. Received: '" + sha[:3] + "'",
@@ -176,7 +176,7 @@ def test_label_studio_exports_import_the_newest_kept_annotation(factory, photos,
     exported.write_text(json.dumps(done))
     result = import_file(factory, exported)
     assert result.problems == [
-        "task 2 (id 100): unknown attribute 'smile' (known: gender, eyes, mouth, background_mean)",
+        "task 2 (id 100): unknown attribute 'smile' (known: gender, eyes, mouth, background_mean, identity)",
         "task 3 (id 100): unsupported result for 'mouth': type 'textarea' (choices or number expected)",
     ]
     assert stored(factory) == {("face_000.png", "eyes", "project-1.json"): 0.5,

@@ -8,8 +8,24 @@ from annotator.specs import REGISTRY, UnknownModelError, attribute_names, chain_
 def test_chain_order_puts_gender_first():
     names = [spec.name for spec in chain_order()]
     assert names[0] == "gender"
-    assert set(names) == set(REGISTRY)
+    assert set(names) == {name for name, spec in REGISTRY.items() if not spec.optional}
     assert [spec.name for spec in chain_order(["mouth"])] == ["gender", "mouth"]
+
+
+def test_identity_is_optional_and_outside_the_default_chain():
+    identity = get_spec("identity")
+    assert identity.optional and identity.input_shape == (224, 224, 3) and identity.crop.shape == (120, 120)
+    assert "identity" not in [spec.name for spec in chain_order()]
+    assert attribute_names(include_optional=True) == ["eyes", "mouth", "background_mean", "identity"]
+
+
+def test_identity_input_is_the_whole_face_enlarged_bilinearly():
+    faces = np.zeros((1, 120, 120, 3), np.float32)
+    faces[0, :, 60:] = 1.0  # right half white
+    enlarged = crop_batch(faces, get_spec("identity"))
+    assert enlarged.shape == (1, 224, 224, 3)
+    assert enlarged[0, :, :110].max() == 0.0 and enlarged[0, :, 114:].min() == 1.0
+    assert 0.0 < enlarged[0, 0, 112, 0] < 1.0  # the edge is interpolated, not copied
 
 
 def test_attributes_are_the_regressors():

@@ -43,11 +43,10 @@ def batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
 
 def _image_ids(session: Session, found: Iterable) -> dict[str, int]:  # type: ignore[type-arg]
     by_sha = {f.sha256: f for f in found}
-    for group in batched(list(by_sha.values()), QUERY_BATCH):
-        insert_ignoring_conflicts(
-            session, Image, [{"sha256": f.sha256, "path": str(f.path), "size": f.size, "format": f.format}
-                             for f in group]
-        )
+    insert_ignoring_conflicts(
+        session, Image, [{"sha256": f.sha256, "path": str(f.path), "size": f.size, "format": f.format}
+                         for f in by_sha.values()]
+    )
     ids: dict[str, int] = {}
     for group in batched(list(by_sha), QUERY_BATCH):
         ids.update((sha, image_id) for sha, image_id in session.execute(
@@ -91,8 +90,7 @@ def add_members(session: Session, job: Job, members: list[dict[str, Any]]) -> Ne
     for position, member in enumerate(pending):
         member["chunk"] = position // job.chunk_size
     job.chunks = (len(pending) + job.chunk_size - 1) // job.chunk_size
-    for group in batched(members, QUERY_BATCH):
-        session.execute(JobImage.__table__.insert(), list(group))
+    insert_ignoring_conflicts(session, JobImage, members)
     if job.chunks:
         session.execute(JobChunk.__table__.insert(), [{"job_id": job.id, "chunk": c, "status": "queued", "attempts": 0}
                                                       for c in range(job.chunks)])

@@ -19,9 +19,12 @@ from annotator.settings import Settings
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
+    from annotator.face_modes import FaceOptions
+    from annotator.jobs import NewJob
     from annotator.report import JobProgress, JobSummary
 
 FAILURES_SHOWN = 20
+IN_PROGRESS = ("recording", "running")
 
 
 def _settings() -> Settings:
@@ -87,19 +90,52 @@ def submit(folder: Path, wait: bool, chunk_size: int | None, queue: str, face_mo
            min_face_score: float) -> None:
     """Submit every image under FOLDER (recursively, recognised by content) as a job."""
     from annotator.face_modes import FaceMode, FaceOptions
-    from annotator.jobs import create_job
-    from db.session import transaction
 
     settings = _settings()
     factory = _database(settings)
     faces = FaceOptions(FaceMode(face_mode), min_face_size, min_face_score)
-    with transaction(factory) as session:
-        job = create_job(session, folder, chunk_size=chunk_size or settings.chunk_size, faces=faces)
-    click.echo(f"Job {job.job_id}: {job.total} files, {len(job.chunks)} chunks to run, "
+    size = chunk_size or settings.chunk_size
+    if settings.eager:
+        job = _record_then_run(settings, factory, folder, size, faces, wait)
+    else:
+        job = _record_while_queueing(settings, factory, folder, size, faces, queue)
+    click.echo(f"Job {job.job_id}: {job.total} files, {len(job.chunks)} chunks, "
                f"{job.skipped} skipped, {job.failed} rejected before decoding (not images or unreadable).")
     if not job.chunks:
         click.echo("Nothing to annotate: every image is already annotated by the active model versions.")
-    _run_job(settings, factory, job.job_id, job.chunks, wait=wait, queue=queue)
+    elif not settings.eager:
+        click.echo(f"Queued {len(job.chunks)} chunks on queue {queue!r} of {settings.broker_url}.")
+        if wait:
+            _wait_for(factory, job.job_id)
+    _print_summary(factory, job.job_id)
+
+
+def _record_then_run(settings: Settings, factory: sessionmaker[Session], folder: Path, chunk_size: int,
+                     faces: FaceOptions, wait: bool) -> NewJob:
+    """No broker: record the whole job, then run its chunks here."""
+    from annotator.jobs import create_job
+    from db.session import transaction
+
+    with transaction(factory) as session:
+        job = create_job(session, folder, chunk_size=chunk_size, faces=faces)
+    if job.chunks:
+        _send_chunks(settings, factory, job.job_id, job.chunks, show_bar=wait)
+    return job
+
+
+def _record_while_queueing(settings: Settings, factory: sessionmaker[Session], folder: Path, chunk_size: int,
+                           faces: FaceOptions, queue: str) -> NewJob:
+    """With a broker: queue each chunk as soon as it is recorded, so workers start before the folder is done."""
+    from annotator.jobs import record_job
+    from worker.app import create_app
+
+    task = create_app(settings).tasks["annotate.chunk"]
+
+    def enqueue(job_id: int, chunks: list[int]) -> None:
+        for chunk in chunks:
+            task.apply_async((job_id, chunk), queue=queue)
+
+    return record_job(factory, folder, chunk_size=chunk_size, faces=faces, on_chunks=enqueue)
 
 
 def _run_job(settings: Settings, factory: sessionmaker[Session], job_id: int, chunks: list[int], *, wait: bool,
@@ -189,7 +225,7 @@ def _wait_for(factory: sessionmaker[Session], job_id: int, interval: float = 0.1
         while True:
             progress = _progress(factory, job_id)
             bar.update(progress.counted - bar.pos)
-            if progress.status != "running":
+            if progress.status not in IN_PROGRESS:
                 return
             time.sleep(interval)
 
@@ -287,7 +323,7 @@ def _print_staleness(factory: sessionmaker[Session], only_stale: bool = False, e
 def _job_running(session: Session, job_id: int) -> bool:
     from annotator.report import job_progress
 
-    return job_progress(session, job_id).status == "running"
+    return job_progress(session, job_id).status in IN_PROGRESS
 
 
 # --- jobs ---------------------------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ def stalled_chunks(session: Session, job_id: int, stall_seconds: int) -> list[St
 def cancel_job(session: Session, job_id: int) -> int:
     """Cancel a running job: its pending images are skipped with reason ``cancelled``; returns how many."""
     summary = job_summary(session, job_id)
-    if summary.status != JobStatus.RUNNING.value:
+    if summary.status not in (JobStatus.RUNNING.value, JobStatus.RECORDING.value):
         raise AnnotateError(f"Job {job_id} is {summary.status}; only a running job can be cancelled.")
     session.execute(update(Job).where(Job.id == job_id).values(status=JobStatus.CANCELLED.value, finished_at=utcnow()))
     result = session.execute(

@@ -33,6 +33,7 @@ class Base(DeclarativeBase):
 class JobStatus(str, enum.Enum):
     """Life cycle of a job."""
 
+    RECORDING = "recording"  # submit is still adding its images; chunks already recorded may run
     RUNNING = "running"
     FINISHED = "finished"
     CANCELLED = "cancelled"

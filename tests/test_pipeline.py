@@ -126,3 +126,45 @@ def test_a_file_changed_after_submission_is_not_annotated_under_its_old_hash(fac
     with factory() as session:
         rows = session.execute(select(JobImage.path, JobImage.status, JobImage.reason).order_by(JobImage.path)).all()
     assert [(status, reason) for _, status, reason in rows] == [("failed", "changed"), ("done", None)]
+
+
+def test_a_streamed_job_hands_out_chunks_while_recording_and_finishes_once(factory, settings, untrained_chain,
+                                                                          tmp_path):
+    from annotator.jobs import record_job
+
+    write_faces(tmp_path / "photos", 10)
+    write_faces(tmp_path / "photos" / "again", 2)  # the same bytes as face_000 and face_001: duplicates
+    seen: list[tuple[int, list[int], str]] = []
+
+    def run_now(job_id, chunks):
+        with factory() as session:
+            status = session.get(Job, job_id).status
+        seen.append((job_id, chunks, status))
+        for chunk in chunks:  # a fast worker: the chunk runs before the rest of the job is recorded
+            process_chunk(factory, settings, job_id, chunk)
+
+    job = record_job(factory, tmp_path / "photos", chunk_size=4, faces=ALIGNED_FACES, on_chunks=run_now)
+    assert [chunks for _, chunks, _ in seen] == [[0], [1], [2]]
+    assert [status for _, _, status in seen[:-1]] == ["recording", "recording"]  # never finished early
+    assert (job.total, job.skipped, job.chunks) == (12, 2, [0, 1, 2])
+    assert statuses(factory, job.job_id) == {ImageStatus.DONE.value: 10, ImageStatus.SKIPPED.value: 2}
+    with factory() as session:
+        record = session.get(Job, job.job_id)
+        assert record.status == "finished" and record.chunks == 3
+
+
+def test_a_job_cancelled_while_recording_stays_cancelled(factory, settings, untrained_chain, tmp_path):
+    from annotator.jobs import record_job
+    from annotator.operations import cancel_job
+
+    write_faces(tmp_path / "photos", 6)
+
+    def cancel(job_id, chunks):
+        with transaction(factory) as session:
+            if session.get(Job, job_id).status == "recording":
+                cancel_job(session, job_id)
+
+    job = record_job(factory, tmp_path / "photos", chunk_size=4, faces=ALIGNED_FACES, on_chunks=cancel)
+    with factory() as session:
+        assert session.get(Job, job.job_id).status == "cancelled"
+    assert statuses(factory, job.job_id) == {ImageStatus.SKIPPED.value: 6}  # none left pending

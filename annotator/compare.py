@@ -107,7 +107,7 @@ class Comparison:
             lines.append(f"  gender input: {self.gender_source}")
         for result in self.results:
             lines += [f"{result.label}{'  DEMO (generated portraits)' if result.is_demo else ''}",
-                      _format_report(result.report)]
+                      result.report.format()]
         winner = self.better()
         lines.append(f"Better: {winner.label} ({_score(winner.report)} vs {_score(self._other(winner).report)})"
                      if winner else f"No difference: both {_score(self.results[0].report)}")
@@ -128,33 +128,6 @@ def _score(report: GenderReport | RegressorReport) -> str:
     if isinstance(report, GenderReport):
         return f"accuracy {report.val_accuracy:.4f}"
     return f"val MSE {report.val_mse:.4f}{', collapsed' if report.collapsed else ''}"
-
-
-def _format_report(report: GenderReport | RegressorReport) -> str:
-    if isinstance(report, GenderReport):
-        (mm, mf), (fm, ff) = report.confusion
-        return "\n".join([f"  accuracy           {report.val_accuracy:.4f}",
-                          "  confusion          true\\pred  male  female",
-                          f"                     male     {mm:5d}  {mf:6d}",
-                          f"                     female   {fm:5d}  {ff:6d}",
-                          f"  collapse check     {_verdict(report.collapsed)}"])
-    if np.isnan(report.mean_female) or np.isnan(report.mean_male):  # one group: the gender was not known
-        mean = report.mean_male if np.isnan(report.mean_female) else report.mean_female
-        groups = [f"  mean label         {mean:.4f}   (one group: gender unknown)",
-                  f"  baseline MSE       {report.baseline_mse:.4f}   (predicting the mean label)"]
-    else:
-        groups = [f"  per-gender mean    male {report.mean_male:.4f} / female {report.mean_female:.4f}",
-                  (f"  baseline MSE       male {report.baseline_mse_male:.4f} / female "
-                   f"{report.baseline_mse_female:.4f} -> {report.baseline_mse:.4f}")]
-    return "\n".join([f"  val MSE            {report.val_mse:.4f}", *groups,
-                      f"  ratio              {report.ratio:.2f}x   (baseline / val)",
-                      f"  first {len(report.first_outputs)} outputs   "
-                      + " ".join(f"{v:.3f}" for v in report.first_outputs),
-                      f"  collapse check     {_verdict(report.collapsed)}"])
-
-
-def _verdict(collapsed: bool) -> str:
-    return "COLLAPSED: all outputs nearly equal, the model did not learn" if collapsed else "no collapse"
 
 
 def _gender_input(session: Session, faces: np.ndarray, neutral: bool) -> tuple[np.ndarray, np.ndarray, str]:

@@ -63,7 +63,7 @@ class RegressorReport:
                       (f"  baseline MSE       male {self.baseline_mse_male:.4f} / female "
                        f"{self.baseline_mse_female:.4f} -> {self.baseline_mse:.4f}")]
         return "\n".join([
-            f"  val MSE            {self.val_mse:.4f}   (train {self.n_train}, val {self.n_val})",
+            f"  val MSE            {self.val_mse:.4f}   {_counts(self.n_train, self.n_val)}",
             *groups,
             f"  ratio              {self.ratio:.2f}x   (baseline / val)",
             f"  first {len(self.first_outputs)} outputs   {outputs}",
@@ -91,7 +91,7 @@ class GenderReport:
         (mm, mf), (fm, ff) = self.confusion
         verdict = "COLLAPSED: all outputs nearly equal, the model did not learn" if self.collapsed else "no collapse"
         return "\n".join([
-            f"  val accuracy       {self.val_accuracy:.4f}   (train {self.n_train}, val {self.n_val})",
+            f"  val accuracy       {self.val_accuracy:.4f}   {_counts(self.n_train, self.n_val)}",
             "  confusion          true\\pred  male  female",
             f"                     male     {mm:5d}  {mf:6d}",
             f"                     female   {fm:5d}  {ff:6d}",
@@ -154,7 +154,7 @@ class BinaryReport:
         (nn, ny), (yn, yy) = self.confusion
         verdict = "COLLAPSED: all outputs nearly equal, the model did not learn" if self.collapsed else "no collapse"
         return "\n".join([
-            f"  val accuracy       {self.val_accuracy:.4f}   (train {self.n_train}, val {self.n_val})",
+            f"  val accuracy       {self.val_accuracy:.4f}   {_counts(self.n_train, self.n_val)}",
             f"  val loss           {self.val_loss:.4f}   (binary cross-entropy)",
             "  confusion          true\\pred  other  person",
             f"                     other    {nn:5d}  {ny:6d}",
@@ -178,3 +178,8 @@ def binary_report(*, val_labels: np.ndarray, val_outputs: np.ndarray, first_outp
         confusion=[[int(np.sum((truth == t) & (predicted == p))) for p in (0, 1)] for t in (0, 1)],
         first_outputs=[float(v) for v in first], collapsed=is_collapsed(first), n_train=n_train, n_val=len(truth),
     )
+
+
+def _counts(n_train: int, n_val: int) -> str:
+    # A comparison judges stored models on a labelled set: there is no training split to count.
+    return f"(train {n_train}, val {n_val})" if n_train else f"({n_val} labelled images)"

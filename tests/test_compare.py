@@ -56,7 +56,7 @@ def test_gender_versions_get_accuracy_and_confusion(settings, factory, tmp_path)
     assert result.exit_code == 0, result.output
     out = result.output
     assert f"gender: {COUNT} labelled images" in out
-    assert f"accuracy           {males / COUNT:.4f}" in out and f"accuracy           {females / COUNT:.4f}" in out
+    assert f"val accuracy       {males / COUNT:.4f}" in out and f"val accuracy       {females / COUNT:.4f}" in out
     assert f"male     {males:5d}  {0:6d}" in out and f"female   {0:5d}  {females:6d}" in out  # always-male
     assert f"male     {0:5d}  {males:6d}" in out and f"female   {0:5d}  {females:6d}" in out  # always-female
     assert out.count("COLLAPSED") == 2  # a constant answer is the textbook collapse

@@ -639,6 +639,13 @@ def _class_map(ctx: click.Context, param: click.Parameter, value: str | None) ->
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
 @click.option("--val-split", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
               help="Share held out for validation [default: 0.1; identity 0.2].")
+@click.option("--test-split", type=click.FloatRange(0, 1, max_open=True), default=None,
+              help="gender only: share held out as a test split that no callback sees, reported with its 95% "
+                   "interval [default: 0.15].")
+@click.option("--augment/--no-augment", default=None,
+              help="Train on randomly flipped, shifted, zoomed and lit copies [default: on for gender, off for "
+                   "the regressors; not for background_mean, whose label is brightness; identity always uses its "
+                   "seed's augmentation].")
 @click.option("--seed", type=int, default=112, show_default=True, help="Seed of the split and the weights.")
 @click.option("--backbone-weights", type=click.Path(path_type=Path), default=None,
               help="identity only: MobileNetV2 ImageNet weights without top (Keras' "
@@ -647,11 +654,19 @@ def _class_map(ctx: click.Context, param: click.Parameter, value: str | None) ->
 @click.option("--force", is_flag=True, help="With --activate: activate even a model that failed the collapse check.")
 @user_errors
 def train(name: str, data_path: Path, label_column: str | None, class_map: dict[str, float], crop_level: bool,
-          group_column: str | None, epochs: int, batch_size: int, val_split: float | None, seed: int,
-          backbone_weights: Path | None, activate: bool, force: bool) -> None:
+          group_column: str | None, epochs: int, batch_size: int, val_split: float | None,
+          test_split: float | None, augment: bool | None, seed: int, backbone_weights: Path | None, activate: bool,
+          force: bool) -> None:
     """Train model NAME on a labelled data set with the seed recipe; store it as a new version with its report."""
-    from annotator.specs import get_spec
-    from annotator.trainer import TrainOptions, register_trained, train_on_data, training_metrics
+    from annotator.specs import OutputKind, get_spec
+    from annotator.trainer import (
+        TrainOptions,
+        register_trained,
+        test_split_for,
+        train_on_data,
+        training_metrics,
+        val_split_for,
+    )
     from db.session import transaction
 
     spec = get_spec(name)
@@ -660,7 +675,14 @@ def train(name: str, data_path: Path, label_column: str | None, class_map: dict[
     settings = _settings()
     factory = _database(settings)  # before training: a database problem must not cost a finished run
     options = TrainOptions(label_column, class_map, crop_level, group_column, epochs, batch_size, val_split, seed,
-                           backbone_weights)
+                           backbone_weights, test_split, augment)
+    # Only the gender report judges a test split: refuse rather than silently train on fewer rows.
+    if test_split and spec.output is not OutputKind.GENDER_SOFTMAX:
+        raise click.UsageError(f"--test-split is reported by the gender model only; {name} has validation only.")
+    held_out = val_split_for(spec, options) + test_split_for(spec, options)
+    if held_out >= 1:  # before decoding anything: nothing would be left to train on
+        raise click.UsageError(f"--val-split and --test-split must leave rows to train on. Received: {held_out:g} "
+                               "held out in all.")
     started = time.monotonic()
     trained = train_on_data(spec, data_path, options, click.echo)
     with transaction(factory) as session:

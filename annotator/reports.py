@@ -71,6 +71,16 @@ class RegressorReport:
         ])
 
 
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a proportion (95% for z=1.96): honest at small n and near 0 or 1."""
+    if n == 0:
+        return (float("nan"), float("nan"))
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
 @dataclass(frozen=True)
 class GenderReport:
     """Validation accuracy, the confusion matrix and the collapse check of the gender classifier."""
@@ -81,6 +91,11 @@ class GenderReport:
     collapsed: bool
     n_train: int
     n_val: int
+    # The held-out test split, which no callback saw (NaN and n_test 0 when there is none).
+    test_accuracy: float = float("nan")
+    test_ci95: tuple[float, float] = (float("nan"), float("nan"))  # Wilson interval
+    test_confusion: list[list[int]] | None = None
+    n_test: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields, stored with the model version."""
@@ -92,7 +107,9 @@ class GenderReport:
         verdict = "COLLAPSED: all outputs nearly equal, the model did not learn" if self.collapsed else "no collapse"
         return "\n".join([
             f"  val accuracy       {self.val_accuracy:.4f}   {_counts(self.n_train, self.n_val)}",
-            "  confusion          true\\pred  male  female",
+            *([(f"  TEST accuracy      {self.test_accuracy:.4f}   (95% CI {self.test_ci95[0]:.3f}-"
+               f"{self.test_ci95[1]:.3f}, {self.n_test} held-out rows no callback saw)")] if self.n_test else []),
+            "  confusion          true\\pred  male  female" + ("   (validation)" if self.n_test else ""),
             f"                     male     {mm:5d}  {mf:6d}",
             f"                     female   {fm:5d}  {ff:6d}",
             f"  first {len(self.first_outputs)} female_prob " + " ".join(f"{v:.3f}" for v in self.first_outputs),
@@ -119,17 +136,29 @@ def regressor_report(*, train_targets: np.ndarray, train_gender: np.ndarray, val
     )
 
 
-def gender_report(*, val_gender: np.ndarray, val_probs: np.ndarray, first_probs: np.ndarray,
-                  n_train: int) -> GenderReport:
-    """Seed report of the gender classifier from its softmax outputs."""
-    predicted = np.asarray(val_probs).argmax(axis=1)
-    truth = np.asarray(val_gender).astype(int)
+def _confusion(truth: np.ndarray, probs: np.ndarray) -> tuple[list[list[int]], int]:
+    """(confusion matrix, correct count) of softmax outputs against 0/1 genders."""
+    predicted = np.asarray(probs).reshape(len(truth), 2).argmax(axis=1)
+    truth = np.asarray(truth).astype(int)
     confusion = [[int(np.sum((truth == t) & (predicted == p))) for p in (0, 1)] for t in (0, 1)]
+    return confusion, int(np.sum(predicted == truth))
+
+
+def gender_report(*, val_gender: np.ndarray, val_probs: np.ndarray, first_probs: np.ndarray, n_train: int,
+                  test_gender: np.ndarray | None = None, test_probs: np.ndarray | None = None) -> GenderReport:
+    """Seed report of the gender classifier from its softmax outputs, plus the test split's when there is one."""
+    confusion, correct = _confusion(np.asarray(val_gender), np.asarray(val_probs))
+    n_val = len(val_gender)
     first = np.asarray(first_probs)[:COLLAPSE_SAMPLES]
+    test: dict[str, Any] = {}
+    if test_gender is not None and test_probs is not None and len(test_gender):
+        test_confusion, test_correct = _confusion(np.asarray(test_gender), np.asarray(test_probs))
+        test = {"test_accuracy": test_correct / len(test_gender), "n_test": len(test_gender),
+                "test_ci95": wilson_interval(test_correct, len(test_gender)), "test_confusion": test_confusion}
     return GenderReport(
-        val_accuracy=float(np.mean(predicted == truth)) if len(truth) else float("nan"), confusion=confusion,
+        val_accuracy=correct / n_val if n_val else float("nan"), confusion=confusion,
         first_outputs=[float(v) for v in first[:, 1]], collapsed=is_collapsed(first), n_train=n_train,
-        n_val=len(truth),
+        n_val=n_val, **test,
     )
 
 

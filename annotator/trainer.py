@@ -37,6 +37,8 @@ class TrainOptions:
     val_split: float | None = None  # None: the spec's own (0.1 for the chain, 0.2 for identity)
     seed: int = 112
     backbone_weights: Path | None = None
+    test_split: float | None = None  # None: the spec's own (gender 0.15, others 0)
+    augment: bool | None = None  # None: the spec's own (gender on, others off)
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,18 @@ def val_split_for(spec: ModelSpec, options: TrainOptions) -> float:
     return IDENTITY_VAL_SPLIT if spec.backbone else DEFAULT_VAL_SPLIT
 
 
+def test_split_for(spec: ModelSpec, options: TrainOptions) -> float:
+    """The test share: the one asked for, else the spec's (identity keeps its seed's two-way split)."""
+    if spec.backbone:
+        return 0.0
+    return spec.test_split if options.test_split is None else options.test_split
+
+
+def augment_for(spec: ModelSpec, options: TrainOptions) -> bool:
+    """Whether training images are augmented: as asked, else the spec's default (identity: its own seed's)."""
+    return spec.augment if options.augment is None else options.augment
+
+
 def describe_data(data: TrainingSet, spec: ModelSpec, options: TrainOptions) -> list[str]:
     """Lines telling the user what was read: rows used, skipped images, gender input, split."""
     rows = data.rows
@@ -88,10 +102,15 @@ def describe_data(data: TrainingSet, spec: ModelSpec, options: TrainOptions) -> 
         lines.append("  gender input: true gender from the export's female_prob (one-hot); baseline per gender"
                      if data.gender is not None else
                      "  gender input: neutral 0.5/0.5 (no gender in the data); the baseline is one group")
-    split = val_split_for(spec, options)
-    lines.append(f"  validation: {split:.0%} held out, " + (
+    split, test = val_split_for(spec, options), test_split_for(spec, options)
+    held = f"{split:.0%} held out" + (f", test {test:.0%} held out (never used to pick the epoch)" if test else "")
+    lines.append(f"  validation: {held}, " + (
         f"whole groups of {options.group_column!r} (seed {options.seed})" if data.groups is not None else
-        f"random rows (seed {options.seed}); the same person may sit on both sides, see --group-column"))
+        f"random rows with identical images kept together (seed {options.seed}); the same person may sit on "
+        "both sides, see --group-column"))
+    if not spec.backbone:
+        lines.append("  augmentation: " + ("flip, shift, zoom, brightness, contrast (training batches only)"
+                                           if augment_for(spec, options) else "none"))
     return lines
 
 
@@ -128,7 +147,8 @@ def train_on_data(spec: ModelSpec, data_path: Path, options: TrainOptions, echo:
 
         result = train_on_inputs(spec, data.images, data.labels, gender=data.gender, groups=data.groups,
                                  epochs=options.epochs, batch_size=options.batch_size, val_split=split,
-                                 seed=options.seed, on_epoch=progress)
+                                 seed=options.seed, test_split=test_split_for(spec, options),
+                                 augment=augment_for(spec, options), on_epoch=progress)
     echo(f"{spec.name} seed report ({result.epochs_run} epochs):\n{result.report.format()}")
     return Trained(data, result)
 
@@ -151,7 +171,9 @@ def training_metrics(trained: Trained, data_path: Path, options: TrainOptions) -
                          "true gender" if data.gender is not None else "neutral 0.5/0.5"),
         "recipe": {"optimizer": "adam", "learning_rate": 1e-3, "epochs": options.epochs,
                    "epochs_run": result.epochs_run, "batch_size": options.batch_size,
-                   "val_split": val_split_for(result.spec, options), "seed": options.seed},
+                   "val_split": val_split_for(result.spec, options),
+                   "test_split": test_split_for(result.spec, options),
+                   "augment": augment_for(result.spec, options) and not result.spec.backbone, "seed": options.seed},
         "history": {key: [round(value, 6) for value in values] for key, values in result.history.items()},
     }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -81,6 +82,43 @@ def split_groups(groups: np.ndarray, val_split: float, seed: int) -> tuple[np.nd
     return order[~in_val[order]], order[in_val[order]]
 
 
+def duplicate_groups(images: np.ndarray) -> np.ndarray:
+    """One id per distinct image: rows whose model inputs are identical at 8 bits share an id.
+
+    Without person ids, this at least keeps the same file saved twice out of both sides of a split.
+    """
+    pixels = np.round(np.clip(images, 0, 1) * 255).astype(np.uint8).reshape(len(images), -1)
+    keys = [hashlib.blake2b(row.tobytes(), digest_size=16).hexdigest() for row in pixels]
+    return np.asarray(keys)
+
+
+def split_three(n: int, val_split: float, test_split: float, seed: int, groups: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Train, validation and test rows; both shares are of all ``n`` rows, groups never straddle a border.
+
+    The test rows are drawn first, so the validation split (which early stopping and the learning rate watch)
+    never touches them; ``test_split=0`` gives an empty test split and the two-way split of before.
+    """
+    def split(rows: np.ndarray, share: float, salt: int) -> tuple[np.ndarray, np.ndarray]:
+        if groups is None:
+            keep, held = split_indices(len(rows), share, seed + salt)
+        else:
+            keep, held = split_groups(groups[rows], share, seed + salt)
+        return rows[keep], rows[held]
+
+    if not 0 <= test_split < 1 or val_split + test_split >= 1:
+        raise ValueError(f"Validation and test shares must leave rows to train on. Received: val_split={val_split}, "
+                         f"test_split={test_split}.")
+    rows = np.arange(n)
+    if test_split > 0:
+        rows, test = split(rows, test_split, 0)
+    else:
+        test = np.zeros(0, int)
+    # Validation takes ``val_split`` of all rows, i.e. a larger share of what the test split left.
+    train, val = split(rows, val_split / (1 - test_split), 0 if test_split == 0 else 1)
+    return train, val, test
+
+
 def train_model(spec: ModelSpec, faces: np.ndarray, gender: np.ndarray, targets: np.ndarray | None = None, *,
                 epochs: int = 40, batch_size: int = 32, val_split: float = 0.1, seed: int = 112,
                 learning_rate: float = 1e-3, on_epoch: EpochCallback | None = None) -> TrainingResult:
@@ -101,17 +139,21 @@ def train_model(spec: ModelSpec, faces: np.ndarray, gender: np.ndarray, targets:
 def train_on_inputs(spec: ModelSpec, images: np.ndarray, labels: np.ndarray, *, gender: np.ndarray | None = None,
                     groups: np.ndarray | None = None, epochs: int = 40, batch_size: int = 32,
                     val_split: float = 0.1, seed: int = 112, learning_rate: float = 1e-3,
+                    test_split: float | None = None, augment: bool | None = None,
                     on_epoch: EpochCallback | None = None) -> TrainingResult:
     """Train ``spec`` on ready model inputs (crops at ``spec.input_shape``) with the seed recipe.
 
     ``labels`` are genders (0 male, 1 female) for the gender model, targets in 0..1 for a regressor.
     ``gender`` (0/1 per row) is the regressor's gender input (one-hot) and splits its baseline; None means
     unknown: the regressor gets a neutral 0.5/0.5 and the baseline has one group. ``groups`` (e.g. person
-    ids) keep each group wholly in train or validation.
+    ids) keep each group wholly in train, validation or test; without them identical images are grouped.
+    ``test_split`` and ``augment`` default to the spec's (gender: 15% test, augmented; others: neither).
     """
     keras.utils.set_random_seed(seed)
-    train, val = (split_indices(len(images), val_split, seed) if groups is None
-                  else split_groups(groups, val_split, seed))
+    test_split = spec.test_split if test_split is None else test_split
+    augment = spec.augment if augment is None else augment
+    train, val, test = split_three(len(images), val_split, test_split, seed,
+                                   duplicate_groups(images) if groups is None else np.asarray(groups))
     model = build_model(spec)
     is_gender = spec.output is OutputKind.GENDER_SOFTMAX
     known = gender is not None
@@ -134,13 +176,22 @@ def train_on_inputs(spec: ModelSpec, images: np.ndarray, labels: np.ndarray, *, 
     def pick(rows: np.ndarray) -> Any:
         return [x[rows] for x in inputs] if len(inputs) > 1 else inputs[0][rows]
 
-    history = model.fit(pick(train), y[train], validation_data=(pick(val), y[val]), epochs=epochs,
-                        batch_size=batch_size, callbacks=callbacks, verbose=0, shuffle=True)
+    if augment:
+        from annotator.augmentation import augmented_dataset
+
+        data: Any = augmented_dataset([x[train] for x in inputs], y[train], batch_size=batch_size, seed=seed)
+        history = model.fit(data, validation_data=(pick(val), y[val]), epochs=epochs, callbacks=callbacks,
+                            verbose=0, shuffle=False)  # the data set shuffles itself
+    else:
+        history = model.fit(pick(train), y[train], validation_data=(pick(val), y[val]), epochs=epochs,
+                            batch_size=batch_size, callbacks=callbacks, verbose=0, shuffle=True)
     first = _outputs(model, pick(train[:COLLAPSE_SAMPLES]))
     val_outputs = _outputs(model, pick(val))
     if is_gender:
+        test_probs = _outputs(model, pick(test)) if len(test) else None
         report: RegressorReport | GenderReport = gender_report(
-            val_gender=y[val], val_probs=val_outputs, first_probs=first, n_train=len(train))
+            val_gender=y[val], val_probs=val_outputs, first_probs=first, n_train=len(train),
+            test_gender=y[test] if len(test) else None, test_probs=test_probs)
     else:
         report = regressor_report(train_targets=y[train], train_gender=groups_of[train], val_targets=y[val],
                                   val_gender=groups_of[val], val_outputs=val_outputs, first_outputs=first)

@@ -21,10 +21,13 @@ def trained_metrics(factory, *args: str) -> dict:
         return list_versions(session)[-1].metrics
 
 
-def test_gender_reaches_the_seed_accuracy_on_held_out_faces(settings, factory):
+def test_gender_reaches_the_seed_accuracy_on_its_held_out_test_split(settings, factory):
     metrics = trained_metrics(factory, "gender", "--data", str(SHARED_DATA / "gender-60px"))
-    assert metrics["val_accuracy"] >= 0.95, metrics
-    assert not metrics["collapsed"]
+    # Judged on the 15% test split (207 faces) that neither early stopping nor the learning rate saw. Split
+    # seeds 112 / 1 / 2 gave 0.957 / 0.971 / 0.952 (README; seed 112 gave 0.971 on a rerun, training is not
+    # bit-reproducible). The thinnest margin is one face (0.5 points); the 95% Wilson intervals are +-3-4 points.
+    assert metrics["n_test"] >= 200 and metrics["test_accuracy"] >= 0.95, metrics
+    assert metrics["recipe"]["augment"] and not metrics["collapsed"]
 
 
 def test_mouth_crops_beat_the_baseline_three_times(settings, factory):

@@ -39,10 +39,23 @@ def test_train_registers_a_version_with_its_report(settings, factory, portrait_s
     assert "val accuracy" in result.output and "confusion" in result.output
     ((label, active, is_demo, metrics),) = stored(factory)
     assert label == "gender@1" and not active and not is_demo
-    assert metrics["kind"] == "gender" and metrics["n_train"] + metrics["n_val"] == PORTRAITS
+    assert metrics["kind"] == "gender" and metrics["n_train"] + metrics["n_val"] + metrics["n_test"] == PORTRAITS
+    # Gender holds out a test split by default and trains on augmented copies.
+    assert metrics["n_test"] == 6 and "TEST accuracy" in result.output and "augmentation: flip" in result.output
+    assert metrics["recipe"]["test_split"] == 0.15 and metrics["recipe"]["augment"] is True
     assert metrics["rows_used"] == PORTRAITS and metrics["recipe"]["epochs_run"] == 2
     assert len(metrics["history"]["val_loss"]) == 2
     json.dumps(metrics, allow_nan=False)  # strict JSON, as PostgreSQL stores it
+
+
+def test_gender_without_test_split_or_augmentation(settings, factory, portrait_set):
+    result = invoke("train", "gender", "--data", str(portrait_set), "--epochs", "1", "--test-split", "0",
+                    "--no-augment")
+    assert result.exit_code == 0, result.output
+    assert "TEST accuracy" not in result.output and "augmentation: none" in result.output
+    ((*_, metrics),) = stored(factory)
+    assert metrics["n_test"] == 0 and metrics["n_train"] + metrics["n_val"] == PORTRAITS
+    assert metrics["recipe"]["augment"] is False
 
 
 def test_regressor_report_is_stored_and_printed(settings, factory, portrait_set, monkeypatch):
@@ -79,6 +92,8 @@ def test_a_collapsed_model_is_not_activated_unless_forced(settings, factory, por
     (["train", "mouth", "--data", "x.csv", "--backbone-weights", "w.h5"], "--backbone-weights is for models"),
     (["train", "identity", "--data", "x.csv"], "needs pretrained backbone weights"),
     (["train", "identity", "--data", "x.csv", "--backbone-weights", "w.h5"], "weights file not found"),
+    (["train", "gender", "--data", "x.csv", "--val-split", "0.5", "--test-split", "0.5"], "leave rows to train on"),
+    (["train", "mouth", "--data", "x.csv", "--test-split", "0.1"], "gender model only"),
 ])
 def test_user_errors_are_one_line(settings, args, message):
     result = invoke(*args)

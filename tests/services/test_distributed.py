@@ -106,13 +106,14 @@ def test_a_worker_killed_mid_chunk_loses_and_duplicates_nothing(factory, workers
     with factory() as session:
         interrupted = session.scalar(select(func.count()).select_from(JobChunk)
                                      .where(JobChunk.status == ChunkStatus.RUNNING.value))
-    assert interrupted == 1, "the kill should have interrupted a chunk"
+    # A worker keeps two chunks in flight, so the kill interrupts one or both.
+    assert interrupted in (1, 2), "the kill should have interrupted a chunk"
     workers.start("replacement")
     wait_finished(factory)
     assert_exactly_once(factory, 120)
     with factory() as session:
-        attempts = session.scalar(select(func.max(JobChunk.attempts)))
-    assert attempts == 2
+        attempts = session.scalars(select(JobChunk.attempts)).all()
+    assert sorted(attempts, reverse=True)[:interrupted] == [2] * interrupted and max(attempts) == 2
 
 
 def test_a_dropped_database_connection_is_retried(factory, workers, service_env, tmp_path):

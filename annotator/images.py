@@ -7,7 +7,7 @@ import hashlib
 import io
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -229,21 +229,3 @@ def decode_face(path: Path, *, size: int = FACE_SIZE, max_pixels: int = MAX_IMAG
     rgb = _guarded(path, expected_sha256, max_pixels, size)
     resized = rgb.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
     return np.asarray(resized, dtype=np.float32) / 255.0
-
-
-def decode_batch(paths: Sequence[Path], *, size: int = FACE_SIZE, max_pixels: int = MAX_IMAGE_PIXELS,
-                 expected_sha256: Sequence[str] | None = None
-                 ) -> tuple[np.ndarray, list[int], list[tuple[int, DecodeFailure]]]:
-    """Decode many images: (stacked faces, indices that decoded, (index, failure) for the rest)."""
-    faces: list[np.ndarray] = []
-    ok: list[int] = []
-    failures: list[tuple[int, DecodeFailure]] = []
-    for index, path in enumerate(paths):
-        expected = expected_sha256[index] if expected_sha256 is not None else None
-        try:
-            faces.append(decode_face(path, size=size, max_pixels=max_pixels, expected_sha256=expected))
-            ok.append(index)
-        except DecodeError as error:
-            failures.append((index, error.failure))
-    stacked = np.stack(faces) if faces else np.zeros((0, size, size, 3), np.float32)
-    return stacked, ok, failures

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from annotator.images import DecodeError, ReasonCode, decode_batch, decode_face, discover, sniff_format
+from annotator.face_extraction import ImageToExtract, extract_in_background
+from annotator.face_modes import ALIGNED_FACES
+from annotator.images import DecodeError, ReasonCode, decode_face, discover, sniff_format
 
 
 def reason(path, **kwargs):
@@ -132,10 +134,12 @@ def test_sniffing(head, expected):
     assert sniff_format(head) == expected
 
 
-def test_decode_batch_reports_failures_by_index(tmp_path):
+def test_extraction_reports_failures_in_order(tmp_path):
     solid("RGB", (9, 9, 9)).save(tmp_path / "ok.png")
     (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
-    faces, ok, failures = decode_batch([tmp_path / "bad.png", tmp_path / "ok.png", tmp_path / "nope.png"])
-    assert faces.shape == (1, 120, 120, 3) and ok == [1]
-    assert [(i, f.reason) for i, f in failures] == [(0, ReasonCode.DECODE_ERROR), (2, ReasonCode.UNREADABLE)]
-    assert decode_batch([])[0].shape == (0, 120, 120, 3)
+    items = [ImageToExtract(tmp_path / name) for name in ("bad.png", "ok.png", "nope.png")]
+    results = list(extract_in_background(items, ALIGNED_FACES, max_pixels=10**8))
+    assert [r.failure.reason if r.failure else None for r in results] == [
+        ReasonCode.DECODE_ERROR, None, ReasonCode.UNREADABLE]
+    assert [len(r.faces) for r in results] == [0, 1, 0] and results[1].faces[0].pixels.shape == (120, 120, 3)
+    assert list(extract_in_background([], ALIGNED_FACES, max_pixels=10**8)) == []

@@ -78,11 +78,6 @@ def _job_versions(session: Session, job: Job) -> list[ModelVersion]:
     return [by_id[i] for i in job.model_version_ids]
 
 
-def job_face_options(job: Job) -> FaceOptions:
-    """The face mode and detector settings ``job`` was created with."""
-    return FaceOptions.from_record(job.face_mode, job.face_options)
-
-
 def recorded_detections(session: Session, image_ids: Sequence[int], method: str) -> dict[int, list[Detection]]:
     """Faces already found in these images by ``method``, in index order."""
     rows = session.execute(
@@ -222,7 +217,7 @@ def process_chunk(factory: sessionmaker[Session], settings: Settings, job_id: in
         job = session.get_one(Job, job_id)
         members = _pending_members(session, job_id, chunk)
         versions = _job_versions(session, job)
-        options = job_face_options(job)
+        options = FaceOptions.from_record(job.face_mode, job.face_options)
         known = ({} if options.mode is FaceMode.ALIGNED
                  else recorded_detections(session, [m.image_id for m in members], options.method))
     if not members:

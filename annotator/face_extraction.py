@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from annotator.alignment import align_face
 from annotator.detection import Detection, detect_faces
@@ -52,7 +53,12 @@ def extract_faces(item: ImageToExtract, options: FaceOptions, *, max_pixels: int
         pixels = decode_face(item.path, max_pixels=max_pixels, expected_sha256=item.sha256)
         return [ExtractedFace(0, None, pixels)]
     photo = decode_photo(item.path, max_pixels=max_pixels, expected_sha256=item.sha256)
-    detections = list(item.known) or detect_faces(photo, options)
+    return faces_in_photo(photo, options, item.known)
+
+
+def faces_in_photo(photo: Image.Image, options: FaceOptions, known: Sequence[Detection] = ()) -> list[ExtractedFace]:
+    """The aligned faces of a decoded photo: the ``known`` detections, or what the detector finds."""
+    detections = list(known) or detect_faces(photo, options)
     return [ExtractedFace(index, found, align_face(photo, found.landmarks)) for index, found in enumerate(detections)]
 
 

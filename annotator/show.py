@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from annotator.errors import NoActiveModelError, UnknownImageError
-from annotator.face_extraction import ExtractedFace, ImageToExtract, extract_faces
+from annotator.face_extraction import ExtractedFace, ImageToExtract, extract_faces, faces_in_photo
 from annotator.face_modes import FaceMode, FaceOptions
 from annotator.face_sheet import SheetFace
 from annotator.images import MAX_IMAGE_PIXELS, DecodeError, decode_photo, hash_file
@@ -117,7 +117,10 @@ def show_image(session: Session, target: str, options: FaceOptions,
         known = recorded_detections(session, [image_id], options.method).get(image_id, [])
     try:
         photo = decode_photo(path, max_pixels=max_pixels, expected_sha256=sha256)
-        faces = extract_faces(ImageToExtract(path, sha256, known), options, max_pixels=max_pixels)
+        if options.mode is FaceMode.DETECT:
+            faces = faces_in_photo(photo, options, known)
+        else:  # decoded again the way a job decodes a portrait (reduced JPEG draft), so the pixels match
+            faces = extract_faces(ImageToExtract(path, sha256), options, max_pixels=max_pixels)
     except DecodeError as error:
         raise UnknownImageError(f"{path} cannot be read ({error.failure.reason.value}): {error.failure.detail}")
     recorded = recorded_values(session, image_id, options.method) if image_id is not None else {}

@@ -8,6 +8,7 @@ from pathlib import Path
 
 DEFAULT_HOME = Path("~/.annotate")
 DEFAULT_CHUNK_SIZE = 256
+DEFAULT_QUEUE = "annotate"  # the queue chunks go to unless `--queue` or ANNOTATE_QUEUE names another
 DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
 DEFAULT_STALL_SECONDS = 15 * 60
 # Redis redelivers an unacknowledged task after this long; it must exceed the slowest chunk.

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from annotator.face_modes import FaceOptions
+    from annotator.faces.modes import FaceOptions
     from db.models import ModelVersion
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -42,7 +42,7 @@ ANNOTATE = str(Path(sys.executable).with_name("annotate"))
 
 def prepare_images(folder: Path, count: int) -> str:
     """Copy real faces (or write generated portraits) into ``folder``; returns what they are."""
-    from annotator.portraits import write_portrait_folder
+    from annotator.images.portraits import write_portrait_folder
 
     folder.mkdir(parents=True)
     real = sorted(REAL_FACES.rglob("*.jpg"))[:count] if REAL_FACES.exists() else []
@@ -67,9 +67,9 @@ def mirrored_copies(paths: list[Path], folder: Path) -> Path:
 
 def register_chain(home: Path, database_url: str) -> None:
     """Register an untrained chain in the database at ``database_url``."""
-    from annotator.architectures import build_model
-    from annotator.specs import chain_order
-    from annotator.store import register_model
+    from annotator.models.architectures import build_model
+    from annotator.models.specs import chain_order
+    from annotator.models.store import register_model
     from db.migrate import upgrade
     from db.session import make_engine, make_session_factory, transaction
 
@@ -77,12 +77,12 @@ def register_chain(home: Path, database_url: str) -> None:
     upgrade(engine)
     with transaction(make_session_factory(engine)) as session:
         for spec in chain_order():
-            register_model(session, home / "models", spec, build_model(spec), metrics={"benchmark": True})
+            register_model(session, home, spec, build_model(spec), metrics={"benchmark": True})
     engine.dispose()
 
 
 def _chain(database_url: str) -> list[ModelVersion]:
-    from annotator.store import active_chain_versions
+    from annotator.models.store import active_chain_versions
     from db.session import make_engine, make_session_factory
 
     with make_session_factory(make_engine(database_url))() as session:
@@ -91,13 +91,13 @@ def _chain(database_url: str) -> list[ModelVersion]:
         return versions
 
 
-def stage_costs(paths: list[Path], versions: list[ModelVersion]) -> dict[str, float]:
+def stage_costs(paths: list[Path], versions: list[ModelVersion], home: Path) -> dict[str, float]:
     """Milliseconds per image of each stage, run one after the other (no overlap)."""
     import numpy as np
 
-    from annotator.chain import load_chain, run_chain
-    from annotator.face_extraction import ImageToExtract, extract_faces
-    from annotator.face_modes import ALIGNED_FACES, DETECTED_FACES
+    from annotator.faces.extraction import ImageToExtract, extract_faces
+    from annotator.faces.modes import ALIGNED_FACES, DETECTED_FACES
+    from annotator.models.chain import load_chain, run_chain
 
     def per_image(options: FaceOptions) -> tuple[float, list[np.ndarray]]:
         started = time.perf_counter()
@@ -107,7 +107,7 @@ def stage_costs(paths: list[Path], versions: list[ModelVersion]) -> dict[str, fl
     extract_faces(ImageToExtract(paths[0]), DETECTED_FACES, max_pixels=10**9)  # warm-up: load the detector
     aligned_ms, faces = per_image(ALIGNED_FACES)
     detect_ms, detected = per_image(DETECTED_FACES)
-    chain = load_chain(versions)
+    chain = load_chain(versions, home)
     run_chain(chain, np.stack(faces))  # warm-up: trace the functions
     started = time.perf_counter()
     run_chain(chain, np.stack(faces))
@@ -115,15 +115,16 @@ def stage_costs(paths: list[Path], versions: list[ModelVersion]) -> dict[str, fl
     return {"decode": aligned_ms, "detect": detect_ms, "chain": chain_ms, "faces_per_image": len(detected) / len(paths)}
 
 
-def in_process_rate(folder: Path, chunk_size: int, versions: list[ModelVersion], options: FaceOptions) -> float:
+def in_process_rate(folder: Path, chunk_size: int, versions: list[ModelVersion], home: Path,
+                    options: FaceOptions) -> float:
     """(a) images/s of finding faces + chain over every image, in chunks, nothing else."""
-    from annotator.face_extraction import ImageToExtract, extract_in_background
-    from annotator.pipeline import FaceBatches
+    from annotator.faces.extraction import ImageToExtract, extract_in_background
+    from annotator.jobs.pipeline import FaceBatches
 
     paths = sorted(folder.iterdir())
 
     def run(chunk: list[Path]) -> None:
-        batches = FaceBatches(versions)
+        batches = FaceBatches(versions, home)
         for owner, extracted in enumerate(extract_in_background([ImageToExtract(p) for p in chunk], options,
                                                                 max_pixels=10**9)):
             for face in extracted.faces:
@@ -180,7 +181,7 @@ def main() -> None:
     parser.add_argument("--faces", choices=["aligned", "detect"], default="aligned",
                         help="face mode of (a) and (b); the stage costs always show both")
     args = parser.parse_args()
-    from annotator.face_modes import FaceMode, FaceOptions
+    from annotator.faces.modes import FaceMode, FaceOptions
 
     options = FaceOptions(FaceMode(args.faces))
 
@@ -204,8 +205,8 @@ def main() -> None:
             env = {**os.environ, "ANNOTATE_HOME": str(home), "ANNOTATE_DATABASE_URL": database_url,
                    "ANNOTATE_BROKER_URL": f"redis://127.0.0.1:{port}/0"}
             versions = _chain(database_url)
-            costs = stage_costs(sorted((scratch_path / "images").iterdir())[:200], versions)
-            plain = in_process_rate(scratch_path / "images", args.chunk_size, versions, options)
+            costs = stage_costs(sorted((scratch_path / "images").iterdir())[:200], versions, home)
+            plain = in_process_rate(scratch_path / "images", args.chunk_size, versions, home, options)
             service = service_rate(scratch_path / "images", warmup, args.chunk_size, env,
                                    scratch_path / "worker.log", args.faces)
         finally:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import JSON, Table
 from sqlalchemy.dialects import postgresql, sqlite
@@ -11,9 +11,19 @@ from sqlalchemy.orm import Session
 
 from db.models import Base
 
+QUERY_BATCH = 500
+"""Ids per ``IN (...)`` list: keeps queries under SQLite's bound-parameter limit."""
+T = TypeVar("T")
+
 COPY_MIN_ROWS = 64
 """From this many rows PostgreSQL gets them by COPY: ~10x faster than one INSERT per row, which is what
 executemany sends (a chunk of 256 faces writes about 1,300 rows)."""
+
+
+def batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """Consecutive slices of ``items`` of at most ``size``."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def insert_ignoring_conflicts(session: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:

@@ -43,25 +43,25 @@ def register_untrained_chain(factory: sessionmaker[Session], settings: Settings)
     """Register and activate an untrained, seeded model for every spec; returns their version ids."""
     import keras
 
-    from annotator.architectures import build_model
-    from annotator.specs import chain_order
-    from annotator.store import register_model
+    from annotator.models.architectures import build_model
+    from annotator.models.specs import chain_order
+    from annotator.models.store import register_model
 
     keras.utils.set_random_seed(7)
     with transaction(factory) as session:
-        records = [register_model(session, settings.models_dir, spec, build_model(spec), metrics={"test": True})
+        records = [register_model(session, settings.home, spec, build_model(spec), metrics={"test": True})
                    for spec in chain_order()]
         return [r.id for r in records]
 
 
 def register_version(factory: sessionmaker[Session], settings: Settings, name: str) -> int:
     """Register and activate a new untrained version of model ``name``; returns its version number."""
-    from annotator.architectures import build_model
-    from annotator.specs import get_spec
-    from annotator.store import register_model
+    from annotator.models.architectures import build_model
+    from annotator.models.specs import get_spec
+    from annotator.models.store import register_model
 
     with transaction(factory) as session:
-        return register_model(session, settings.models_dir, get_spec(name), build_model(get_spec(name)),
+        return register_model(session, settings.home, get_spec(name), build_model(get_spec(name)),
                               metrics={"test": True}).version
 
 
@@ -87,7 +87,7 @@ def write_faces(folder: Path, count: int, *, seed: int = 0, size: int = 120, fmt
 
 def fake_chain(factory: sessionmaker[Session]) -> dict[str, int]:
     """Active version rows for every spec with no model file behind them (for tests that run no model)."""
-    from annotator.specs import chain_order
+    from annotator.models.specs import chain_order
     from db.models import ModelVersion
 
     with transaction(factory) as session:
@@ -104,7 +104,7 @@ def record_annotations(factory: sessionmaker[Session], paths: list[Path],
     the active chain, without running a model; returns {file name: sha256}."""
     from sqlalchemy import select
 
-    from annotator.images import hash_file
+    from annotator.images.discovery import hash_file
     from db.models import Face, Image, ModelVersion, Prediction
 
     shas = {}

@@ -6,9 +6,7 @@ from functools import lru_cache
 
 from celery import Celery
 
-from annotator.settings import Settings
-
-DEFAULT_QUEUE = "annotate"
+from annotator.settings import DEFAULT_QUEUE, Settings
 
 
 def create_app(settings: Settings) -> Celery:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import Celery
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from annotator.pipeline import process_chunk
+from annotator.jobs.pipeline import process_chunk
 
 MAX_RETRIES = 8
 

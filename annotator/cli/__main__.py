@@ -1,0 +1,5 @@
+"""``python -m annotator.cli`` runs the ``annotate`` command."""
+
+from annotator.cli import main
+
+main()

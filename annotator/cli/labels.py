@@ -1,0 +1,54 @@
+"""``labels import|export``: people's labels in, faces to label out (CSV or Label Studio)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from annotator.cli.common import load_settings, open_database, user_errors
+
+
+@click.group()
+def labels() -> None:
+    """Human labels: export faces to label (Label Studio), import corrections (CSV or Label Studio JSON)."""
+
+
+@labels.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--source", default=None, help="Name the labels are stored under (default: the file's name); "
+                                             "importing the same source again updates its values.")
+@user_errors
+def labels_import(file: Path, source: str | None) -> None:
+    """Import labels from FILE: a CSV keyed by sha256 or path, or a Label Studio JSON export."""
+    from annotator.labels.importing import import_labels
+    from db.session import transaction
+
+    with transaction(open_database(load_settings())) as session:
+        result = import_labels(session, file, source)
+    for problem in result.problems:
+        click.echo(f"  skipped {problem}", err=True)
+    click.echo(result.summary())
+
+
+@labels.command("export")
+@click.option("--format", "fmt", type=click.Choice(["label-studio"]), default="label-studio", show_default=True,
+              help="label-studio: tasks with the predictions as pre-annotations, plus the labelling config.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Tasks file to write (JSON); the labelling config goes next to it as NAME.label_config.xml.")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Only the N most uncertain faces.")
+@click.option("--job", "job_id", type=int, default=None, help="Only the faces of this job.")
+@click.option("--path-prefix", "path_prefixes", multiple=True, metavar="OLD=NEW",
+              help="Rewrite image paths starting with OLD to start with NEW in the image URLs (repeatable), "
+                   "e.g. to make them relative to Label Studio's LOCAL_FILES_DOCUMENT_ROOT.")
+@user_errors
+def labels_export(fmt: str, output: Path, limit: int | None, job_id: int | None,
+                  path_prefixes: tuple[str, ...]) -> None:
+    """Write the annotated faces as labelling tasks, most uncertain first."""
+    from annotator.labels.exporting import write_label_studio
+    from annotator.labels.label_studio import parse_path_prefix
+
+    prefixes = [parse_path_prefix(text) for text in path_prefixes]
+    with open_database(load_settings())() as session:
+        written = write_label_studio(session, output, job_id=job_id, limit=limit, prefixes=prefixes)
+    click.echo(f"Wrote {written.count} tasks to {written.tasks} and the labelling config to {written.config}.")

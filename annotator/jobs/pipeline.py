@@ -1,0 +1,254 @@
+"""Annotate one chunk of a job: find its faces, run the chain in batches, write every row in one transaction.
+
+This is the plain function behind the Celery task; the eager path, the workers and the tests all call it.
+It is idempotent: rows are inserted ignoring conflicts and only still-pending images change status, so a
+redelivered chunk neither duplicates nor loses work. Faces already recorded for an image by the same face
+mode are reused, so a redelivery or a new model version sees exactly the same faces.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from annotator.faces.detection import Detection
+from annotator.faces.extraction import ExtractedFace, ImageToExtract, extract_in_background
+from annotator.faces.modes import FaceMode, FaceOptions
+from annotator.images.decoding import ReasonCode
+from annotator.models.chain import LoadedModel, load_chain, run_chain
+from annotator.models.specs import OutputKind
+from annotator.settings import Settings
+from db.models import (
+    ChunkStatus,
+    Face,
+    Image,
+    ImageStatus,
+    Job,
+    JobChunk,
+    JobImage,
+    JobStatus,
+    ModelVersion,
+    Prediction,
+    utcnow,
+)
+from db.queries import insert_ignoring_conflicts
+from db.session import transaction
+
+OVERLAP_BATCH = 64
+"""Faces per chain call: small enough that inference overlaps the next images' decoding and detection."""
+
+
+@dataclass(frozen=True)
+class ChunkOutcome:
+    """What one chunk did."""
+
+    job_id: int
+    chunk: int
+    done: int
+    failed: int
+
+
+@dataclass(frozen=True)
+class _Member:
+    id: int
+    image_id: int
+    path: str
+    sha256: str
+
+
+def _pending_members(session: Session, job_id: int, chunk: int) -> list[_Member]:
+    rows = session.execute(
+        select(JobImage.id, JobImage.image_id, JobImage.path, Image.sha256).join(Image).where(
+            JobImage.job_id == job_id, JobImage.chunk == chunk, JobImage.status == ImageStatus.PENDING.value
+        ).order_by(JobImage.id)
+    )
+    return [_Member(*row) for row in rows]
+
+
+def _job_versions(session: Session, job: Job) -> list[ModelVersion]:
+    by_id = {mv.id: mv for mv in session.scalars(select(ModelVersion).where(ModelVersion.id.in_(job.model_version_ids)))}
+    return [by_id[i] for i in job.model_version_ids]
+
+
+def recorded_detections(session: Session, image_ids: Sequence[int], method: str) -> dict[int, list[Detection]]:
+    """Faces already found in these images by ``method``, in index order."""
+    rows = session.execute(
+        select(Face.image_id, Face.box, Face.landmarks, Face.score)
+        .where(Face.image_id.in_(image_ids), Face.method == method).order_by(Face.image_id, Face.index)
+    )
+    found: dict[int, list[Detection]] = {}
+    for image_id, box, landmarks, score in rows:
+        found.setdefault(image_id, []).append(Detection(tuple(box), np.asarray(landmarks, np.float64), score))
+    return found
+
+
+def _face_row(image_id: int, method: str, face: ExtractedFace) -> dict[str, Any]:
+    found = face.detection
+    return {
+        "image_id": image_id, "method": method, "index": face.index,
+        "box": None if found is None else [round(v, 2) for v in found.box],
+        "landmarks": None if found is None else np.round(found.landmarks, 2).tolist(),
+        "score": None if found is None else round(found.score, 6),
+    }
+
+
+def _face_ids(session: Session, method: str, faces: list[tuple[int, ExtractedFace]]) -> list[int]:
+    """Record the faces (image id, face) and return their ids, in the same order."""
+    insert_ignoring_conflicts(session, Face, [_face_row(image_id, method, face) for image_id, face in faces])
+    rows = session.execute(
+        select(Face.image_id, Face.index, Face.id)
+        .where(Face.image_id.in_({image_id for image_id, _ in faces}), Face.method == method)
+    )
+    ids = {(image_id, index): face_id for image_id, index, face_id in rows}
+    return [ids[(image_id, face.index)] for image_id, face in faces]
+
+
+def _prediction_rows(chain: Sequence[LoadedModel], outputs: dict[str, np.ndarray],
+                     face_ids: list[int]) -> list[dict[str, Any]]:
+    rows = []
+    gender_version_id = next(m.version_id for m in chain if m.spec.output is OutputKind.GENDER_SOFTMAX)
+    for model in chain:
+        values = outputs[model.spec.name]
+        for row, face_id in enumerate(face_ids):
+            if model.spec.output is OutputKind.GENDER_SOFTMAX:
+                male, female = (float(p) for p in values[row])
+                value, extra = male, {"male_prob": male, "female_prob": female}
+            else:
+                value, extra = float(values[row]), None
+            rows.append({"face_id": face_id, "attribute": model.spec.name, "value": value, "extra": extra,
+                         "model_version_id": model.version_id, "gender_version_id": gender_version_id})
+    return rows
+
+
+def _mark(session: Session, member_ids: list[int], status: ImageStatus, reason: str | None = None,
+          detail: str | None = None) -> None:
+    if member_ids:
+        session.execute(
+            update(JobImage)
+            .where(JobImage.id.in_(member_ids), JobImage.status == ImageStatus.PENDING.value)
+            .values(status=status.value, reason=reason, detail=detail, updated_at=utcnow())
+        )
+
+
+def finish_job_if_complete(session: Session, job_id: int) -> bool:
+    """Mark the job finished when nothing is pending; True only for the one call that did it."""
+    pending = session.scalar(
+        select(func.count()).select_from(JobImage).where(
+            JobImage.job_id == job_id, JobImage.status == ImageStatus.PENDING.value
+        )
+    )
+    if pending:
+        return False
+    # The status guard makes this a compare-and-set: exactly one caller flips it.
+    result = session.execute(
+        update(Job).where(Job.id == job_id, Job.status == JobStatus.RUNNING.value)
+        .values(status=JobStatus.FINISHED.value, finished_at=utcnow())
+    )
+    return result.rowcount == 1
+
+
+def _chunk_filter(job_id: int, chunk: int):  # type: ignore[no-untyped-def]
+    return (JobChunk.job_id == job_id, JobChunk.chunk == chunk)
+
+
+def _start_chunk(session: Session, job_id: int, chunk: int) -> bool:
+    """Record that this process took the chunk; False when the job was cancelled."""
+    if session.scalar(select(Job.status).where(Job.id == job_id)) == JobStatus.CANCELLED.value:
+        return False
+    session.execute(
+        update(JobChunk).where(*_chunk_filter(job_id, chunk)).values(
+            status=ChunkStatus.RUNNING.value, attempts=JobChunk.attempts + 1, started_at=utcnow(),
+            worker=f"{socket.gethostname()}:{os.getpid()}",
+        )
+    )
+    return True
+
+
+def _finish_chunk(session: Session, job_id: int, chunk: int) -> None:
+    session.execute(update(JobChunk).where(*_chunk_filter(job_id, chunk))
+                    .values(status=ChunkStatus.DONE.value, finished_at=utcnow()))
+    finish_job_if_complete(session, job_id)
+
+
+class FaceBatches:
+    """Faces with their owners, run through the chain in batches as they arrive (so inference overlaps the
+    decoding and detection of the next images)."""
+
+    def __init__(self, chain_versions: Sequence[ModelVersion], home: Path) -> None:
+        self.chain_versions = list(chain_versions)
+        self.home = home
+        self.faces: list[tuple[int, ExtractedFace]] = []  # (owner, face)
+        self._outputs: list[dict[str, np.ndarray]] = []
+        self._waiting: list[np.ndarray] = []
+
+    def add(self, owner: int, face: ExtractedFace) -> None:
+        """Queue one face; runs the chain once :data:`OVERLAP_BATCH` faces wait."""
+        self.faces.append((owner, face))
+        self._waiting.append(face.pixels)
+        if len(self._waiting) >= OVERLAP_BATCH:
+            self._run_waiting()
+
+    def _run_waiting(self) -> None:
+        if self._waiting:
+            self._outputs.append(run_chain(load_chain(self.chain_versions, self.home), np.stack(self._waiting)))
+            self._waiting = []
+
+    def outputs(self) -> dict[str, np.ndarray]:
+        """Every model's outputs for every face added, in order."""
+        self._run_waiting()
+        if not self._outputs:
+            return {}
+        return {name: np.concatenate([part[name] for part in self._outputs]) for name in self._outputs[0]}
+
+
+def process_chunk(factory: sessionmaker[Session], settings: Settings, job_id: int, chunk: int) -> ChunkOutcome:
+    """Annotate the pending images of chunk ``chunk`` of job ``job_id``."""
+    with transaction(factory) as session:
+        if not _start_chunk(session, job_id, chunk):
+            return ChunkOutcome(job_id, chunk, 0, 0)
+    with factory() as session:
+        job = session.get_one(Job, job_id)
+        members = _pending_members(session, job_id, chunk)
+        versions = _job_versions(session, job)
+        options = FaceOptions.from_record(job.face_mode, job.face_options)
+        known = ({} if options.mode is FaceMode.ALIGNED
+                 else recorded_detections(session, [m.image_id for m in members], options.method))
+    if not members:
+        with transaction(factory) as session:
+            _finish_chunk(session, job_id, chunk)
+        return ChunkOutcome(job_id, chunk, 0, 0)
+
+    items = [ImageToExtract(Path(m.path), m.sha256, known.get(m.image_id, ())) for m in members]
+    found = FaceBatches(versions, settings.home)
+    done, no_face, failed = [], [], []
+    for member, extracted in zip(members, extract_in_background(items, options,
+                                                                max_pixels=settings.max_image_pixels)):
+        if extracted.failure is not None:
+            failed.append((member, extracted.failure))
+        elif not extracted.faces:
+            no_face.append(member)
+        else:
+            done.append(member)
+            for face in extracted.faces:
+                found.add(member.image_id, face)
+
+    outputs = found.outputs()
+    with transaction(factory) as session:
+        if found.faces:
+            face_ids = _face_ids(session, options.method, found.faces)
+            insert_ignoring_conflicts(session, Prediction, _prediction_rows(load_chain(versions, settings.home), outputs, face_ids))
+        _mark(session, [m.id for m in done], ImageStatus.DONE)
+        _mark(session, [m.id for m in no_face], ImageStatus.FAILED, ReasonCode.NO_FACE.value,
+              f"no face of at least {options.min_face_size} pixels with a detector score of {options.min_score:.2f}")
+        for member, failure in failed:
+            _mark(session, [member.id], ImageStatus.FAILED, failure.reason.value, failure.detail)
+        _finish_chunk(session, job_id, chunk)
+    return ChunkOutcome(job_id, chunk, len(done), len(no_face) + len(failed))

@@ -1,0 +1,88 @@
+"""Label Studio tasks of the annotated faces, the current predictions as pre-annotations, most uncertain first."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from annotator.errors import LabelFileError
+from annotator.exports.query import FaceRow, predicted_rows, winning_labels
+from annotator.labels.label_studio import image_url, label_config, prediction_result
+from annotator.labels.uncertainty import face_uncertainty
+from annotator.models.specs import chain_order
+
+
+@dataclass(frozen=True)
+class ExportedTasks:
+    """Where the tasks and the labelling config were written, and how many tasks."""
+
+    tasks: Path
+    config: Path
+    count: int
+
+
+def _predictions(row: FaceRow) -> dict[str, float]:
+    """The row's values by attribute, gender as the female probability."""
+    values = {name: value for name, value in row.values.items() if name not in ("male_prob", "female_prob")}
+    if "female_prob" in row.values:
+        values["gender"] = row.values["female_prob"]
+    return values
+
+
+def _caption(row: FaceRow, predictions: dict[str, float], doubt: float) -> str:
+    values = ", ".join(f"{name} {predictions[name]:.2f}" for name in (s.name for s in chain_order())
+                       if name in predictions)
+    face = f"face {row.face_index} ({row.method})"
+    return f"{Path(row.path).name}, {face}: predicted {values} (gender as female probability); uncertainty {doubt:.2f}"
+
+
+def _task(row: FaceRow, labels: dict[str, float], prefixes: list[tuple[str, str]]) -> tuple[tuple[float, float],
+                                                                                          dict[str, Any]]:
+    predictions = _predictions(row)
+    score = face_uncertainty(predictions, labels)
+    order = [spec.name for spec in chain_order() if spec.name in predictions]
+    task = {
+        "data": {"image": image_url(row.path, prefixes), "sha256": row.sha256, "face_index": row.face_index,
+                 "method": row.method, "path": row.path, "uncertainty": round(score[0], 4),
+                 "caption": _caption(row, predictions, score[0])},
+        "predictions": [{
+            "model_version": " ".join(row.sources[name] for name in order),
+            "score": round(1.0 - score[0], 4),  # Label Studio sorts by confidence: low means look first
+            "result": [prediction_result(name, predictions[name]) for name in order],
+        }],
+    }
+    return score, task
+
+
+def label_studio_tasks(session: Session, *, job_id: int | None = None, limit: int | None = None,
+                       prefixes: list[tuple[str, str]] | None = None) -> list[dict[str, Any]]:
+    """One task per face with current predictions (of one job's chain, or the active one), most uncertain first."""
+    rows = predicted_rows(session, job_id)
+    labels: dict[int, dict[str, float]] = {}
+    for (face_id, attribute), (value, _) in winning_labels(session).items():
+        labels.setdefault(face_id, {})[attribute] = value
+    scored = [(*_task(row, labels.get(face_id, {}), prefixes or []), row) for face_id, row in rows.items()]
+    scored.sort(key=lambda item: (-item[0][0], -item[0][1], item[2].path, item[2].face_index))
+    return [task for _, task, _ in scored[:limit]]
+
+
+def config_path(tasks_path: Path) -> Path:
+    """Where the labelling config goes: next to the tasks, ``tasks.json`` -> ``tasks.label_config.xml``."""
+    return tasks_path.with_suffix(".label_config.xml")
+
+
+def write_label_studio(session: Session, output: Path, *, job_id: int | None = None, limit: int | None = None,
+                       prefixes: list[tuple[str, str]] | None = None) -> ExportedTasks:
+    """Write the tasks to ``output`` and the labelling config next to them."""
+    tasks = label_studio_tasks(session, job_id=job_id, limit=limit, prefixes=prefixes)
+    config = config_path(output)
+    try:
+        output.write_text(json.dumps(tasks, indent=2) + "\n", encoding="utf-8")
+        config.write_text(label_config(), encoding="utf-8")
+    except OSError as error:
+        raise LabelFileError(f"Cannot write {error.filename or output}: {error.strerror or error}.") from None
+    return ExportedTasks(output, config, len(tasks))

@@ -1,0 +1,1 @@
+"""Tests of face detection and alignment."""

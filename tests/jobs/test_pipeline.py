@@ -1,0 +1,168 @@
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from annotator.errors import NoActiveModelError, SourceError
+from annotator.faces.modes import ALIGNED_FACES
+from annotator.jobs.creation import create_job
+from annotator.jobs.orchestration import submit_source
+from annotator.jobs.pipeline import process_chunk
+from db.models import Face, ImageStatus, Job, JobImage, Prediction
+from db.session import transaction
+from tests.conftest import write_faces
+
+
+def run_job(factory, settings, folder, chunk_size=4):
+    """Record and run a job of aligned faces the way `annotate submit` does without a broker."""
+    return submit_source(settings, factory, folder, chunk_size=chunk_size, faces=ALIGNED_FACES)
+
+
+def statuses(factory, job_id):
+    with factory() as session:
+        rows = session.execute(select(JobImage.status, func.count()).where(JobImage.job_id == job_id)
+                               .group_by(JobImage.status))
+        return {status: count for status, count in rows}
+
+
+def test_a_job_annotates_every_image_with_every_model(factory, settings, untrained_chain, tmp_path):
+    write_faces(tmp_path / "photos", 10)
+    job = run_job(factory, settings, tmp_path / "photos")
+    assert job.chunks == [0, 1, 2]
+    assert statuses(factory, job.job_id) == {ImageStatus.DONE.value: 10}
+    with factory() as session:
+        assert session.get(Job, job.job_id).status == "finished"
+        predictions = session.scalars(select(Prediction)).all()
+    assert len(predictions) == 10 * 4
+    assert {p.model_version_id for p in predictions} == set(untrained_chain)
+    for p in predictions:
+        assert 0.0 <= p.value <= 1.0
+        if p.attribute == "gender":
+            assert p.extra["male_prob"] + p.extra["female_prob"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_a_redelivered_chunk_writes_nothing_twice(factory, settings, untrained_chain, tmp_path):
+    write_faces(tmp_path / "photos", 6)
+    job = run_job(factory, settings, tmp_path / "photos")
+    with transaction(factory) as session:  # as if the worker died after writing but before acking
+        session.execute(JobImage.__table__.update().values(status=ImageStatus.PENDING.value))
+        session.execute(Job.__table__.update().values(status="running"))
+    for chunk in job.chunks:
+        process_chunk(factory, settings, job.job_id, chunk)
+    with factory() as session:
+        assert session.scalar(select(func.count()).select_from(Prediction)) == 6 * 4
+        assert session.scalar(select(func.count()).select_from(Face)) == 6
+        assert session.get(Job, job.job_id).status == "finished"
+
+
+def test_batched_results_equal_one_image_at_a_time(factory, settings, untrained_chain, tmp_path):
+    from annotator.models.chain import load_chain, run_chain
+    from annotator.models.store import active_chain_versions
+
+    faces = np.random.default_rng(1).random((5, 120, 120, 3), dtype=np.float32)
+    with factory() as session:
+        chain = load_chain(active_chain_versions(session), settings.home)
+    batch = run_chain(chain, faces)
+    for i in range(5):
+        single = run_chain(chain, faces[i : i + 1])
+        for name, values in batch.items():
+            assert np.allclose(values[i], single[name][0], atol=1e-5)
+
+
+def test_resubmitting_an_unchanged_folder_does_no_model_work(factory, settings, untrained_chain, tmp_path):
+    write_faces(tmp_path / "photos", 5)
+    run_job(factory, settings, tmp_path / "photos")
+    with transaction(factory) as session:
+        again = create_job(session, tmp_path / "photos", chunk_size=4, faces=ALIGNED_FACES)
+    assert again.chunks == [] and again.skipped == 5
+    with factory() as session:
+        assert session.get(Job, again.job_id).status == "finished"
+
+
+def test_duplicate_content_is_annotated_once(factory, settings, untrained_chain, tmp_path):
+    paths = write_faces(tmp_path / "photos", 2)
+    (tmp_path / "photos" / "copy.png").write_bytes(paths[0].read_bytes())
+    job = run_job(factory, settings, tmp_path / "photos")
+    assert statuses(factory, job.job_id) == {ImageStatus.DONE.value: 2, ImageStatus.SKIPPED.value: 1}
+
+
+def test_broken_files_get_reason_codes_and_never_fail_their_chunk(factory, settings, untrained_chain, tmp_path):
+    folder = tmp_path / "photos"
+    paths = write_faces(folder, 3)
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "truncated.png").write_bytes(paths[0].read_bytes()[:200])
+    job = run_job(factory, settings, folder, chunk_size=2)
+    with factory() as session:
+        rows = session.execute(select(JobImage.path, JobImage.reason).where(JobImage.status == ImageStatus.FAILED.value))
+        failed = {path: reason for path, reason in rows}
+    assert failed == {str(folder / "empty.jpg"): "not_an_image", str(folder / "truncated.png"): "truncated"}
+    assert statuses(factory, job.job_id)[ImageStatus.DONE.value] == 3
+
+
+def test_missing_and_empty_folders_are_errors(factory, settings, untrained_chain, tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no images here")
+    with transaction(factory) as session:
+        with pytest.raises(SourceError, match="Folder not found"):
+            create_job(session, tmp_path / "missing", chunk_size=4, faces=ALIGNED_FACES)
+        with pytest.raises(SourceError, match="No images found"):
+            create_job(session, tmp_path / "empty", chunk_size=4, faces=ALIGNED_FACES)
+
+
+def test_submitting_without_models_says_how_to_get_them(factory, settings, tmp_path):
+    write_faces(tmp_path / "photos", 1)
+    with transaction(factory) as session, pytest.raises(NoActiveModelError, match="annotate models demo"):
+        create_job(session, tmp_path / "photos", chunk_size=4, faces=ALIGNED_FACES)
+
+
+def test_a_file_changed_after_submission_is_not_annotated_under_its_old_hash(factory, settings, untrained_chain,
+                                                                              tmp_path):
+    paths = write_faces(tmp_path / "photos", 2)
+    with transaction(factory) as session:
+        job = create_job(session, tmp_path / "photos", chunk_size=4, faces=ALIGNED_FACES)
+    write_faces(tmp_path / "other", 1, seed=9)[0].replace(paths[0])
+    process_chunk(factory, settings, job.job_id, 0)
+    with factory() as session:
+        rows = session.execute(select(JobImage.path, JobImage.status, JobImage.reason).order_by(JobImage.path)).all()
+    assert [(status, reason) for _, status, reason in rows] == [("failed", "changed"), ("done", None)]
+
+
+def test_a_streamed_job_hands_out_chunks_while_recording_and_finishes_once(factory, settings, untrained_chain,
+                                                                          tmp_path):
+    from annotator.jobs.creation import record_job
+
+    write_faces(tmp_path / "photos", 10)
+    write_faces(tmp_path / "photos" / "again", 2)  # the same bytes as face_000 and face_001: duplicates
+    seen: list[tuple[int, list[int], str]] = []
+
+    def run_now(job_id, chunks):
+        with factory() as session:
+            status = session.get(Job, job_id).status
+        seen.append((job_id, chunks, status))
+        for chunk in chunks:  # a fast worker: the chunk runs before the rest of the job is recorded
+            process_chunk(factory, settings, job_id, chunk)
+
+    job = record_job(factory, tmp_path / "photos", chunk_size=4, faces=ALIGNED_FACES, on_chunks=run_now)
+    assert [chunks for _, chunks, _ in seen] == [[0], [1], [2]]
+    assert [status for _, _, status in seen[:-1]] == ["recording", "recording"]  # never finished early
+    assert (job.total, job.skipped, job.chunks) == (12, 2, [0, 1, 2])
+    assert statuses(factory, job.job_id) == {ImageStatus.DONE.value: 10, ImageStatus.SKIPPED.value: 2}
+    with factory() as session:
+        record = session.get(Job, job.job_id)
+        assert record.status == "finished" and record.chunks == 3
+
+
+def test_a_job_cancelled_while_recording_stays_cancelled(factory, settings, untrained_chain, tmp_path):
+    from annotator.jobs.creation import record_job
+    from annotator.jobs.operations import cancel_job
+
+    write_faces(tmp_path / "photos", 6)
+
+    def cancel(job_id, chunks):
+        with transaction(factory) as session:
+            if session.get(Job, job_id).status == "recording":
+                cancel_job(session, job_id)
+
+    job = record_job(factory, tmp_path / "photos", chunk_size=4, faces=ALIGNED_FACES, on_chunks=cancel)
+    with factory() as session:
+        assert session.get(Job, job.job_id).status == "cancelled"
+    assert statuses(factory, job.job_id) == {ImageStatus.SKIPPED.value: 6}  # none left pending

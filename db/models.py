@@ -103,6 +103,9 @@ class Image(Base):
     path: Mapped[str] = mapped_column(String(4096))
     size: Mapped[int] = mapped_column(BigInteger)
     format: Mapped[str | None] = mapped_column(String(16))
+    # 256-bit perceptual hash (64 hex digits) of the decoded picture: near-duplicates share a split. Filled when
+    # the image is first decoded; None until then (annotator.images.perceptual.stored_phashes fills it later).
+    phash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     faces: Mapped[list[Face]] = relationship(back_populates="image")

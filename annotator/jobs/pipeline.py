@@ -64,11 +64,12 @@ class _Member:
     image_id: int
     path: str
     sha256: str
+    phash: str | None
 
 
 def _pending_members(session: Session, job_id: int, chunk: int) -> list[_Member]:
     rows = session.execute(
-        select(JobImage.id, JobImage.image_id, JobImage.path, Image.sha256).join(Image).where(
+        select(JobImage.id, JobImage.image_id, JobImage.path, Image.sha256, Image.phash).join(Image).where(
             JobImage.job_id == job_id, JobImage.chunk == chunk, JobImage.status == ImageStatus.PENDING.value
         ).order_by(JobImage.id)
     )
@@ -237,8 +238,11 @@ def process_chunk(factory: sessionmaker[Session], settings: Settings, job_id: in
     items = [ImageToExtract(Path(m.path), m.sha256, known.get(m.image_id, ())) for m in members]
     found = FaceBatches(versions, settings.home)
     done, no_face, failed = [], [], []
+    hashed: list[dict[str, Any]] = []  # perceptual hashes of images decoded for the first time
     for member, extracted in zip(members, extract_in_background(items, options,
                                                                 max_pixels=settings.max_image_pixels)):
+        if member.phash is None and extracted.phash is not None:
+            hashed.append({"id": member.image_id, "phash": extracted.phash})
         if extracted.failure is not None:
             failed.append((member, extracted.failure))
         elif not extracted.faces:
@@ -254,6 +258,8 @@ def process_chunk(factory: sessionmaker[Session], settings: Settings, job_id: in
             face_ids = _face_ids(session, options.method, found.faces)
             insert_ignoring_conflicts(session, Prediction, _prediction_rows(load_chain(versions, settings.home), outputs, face_ids))
             insert_ignoring_conflicts(session, FaceQuality, _quality_rows(found.faces, face_ids))
+        if hashed:
+            session.execute(update(Image), hashed)
         _mark(session, [m.id for m in done], ImageStatus.DONE)
         _mark(session, [m.id for m in no_face], ImageStatus.FAILED, ReasonCode.NO_FACE.value,
               f"no face of at least {options.min_face_size} pixels with a detector score of {options.min_score:.2f}")

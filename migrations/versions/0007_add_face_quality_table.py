@@ -5,7 +5,7 @@ blurry, low detector score). The chunk pipeline writes it where it already holds
 recorded before this revision are measured by `annotate report` when it needs them, so nothing is computed here.
 
 Revision ID: 0007_add_face_quality_table
-Revises: 0004
+Revises: 0008
 Create Date: 2026-12-01
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0007_add_face_quality_table'
-down_revision = '0004'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 

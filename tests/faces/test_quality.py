@@ -57,3 +57,4 @@ def test_backfill_measures_old_faces_once_and_marks_gone_files(factory, settings
     assert rows[0].brightness == pytest.approx(0.5, abs=0.05) and rows[0].sharpness > BLURRY_BELOW
     assert rows[2].brightness is None and rows[2].sharpness is None  # its file is gone: unknown, not retried
     assert backfill_quality(factory, max_pixels=settings.max_image_pixels) == 0
+

@@ -1,7 +1,9 @@
 import re
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 from sqlalchemy import func, select
 
 from annotator.cli import main
@@ -18,7 +20,11 @@ from tests.conftest import fake_chain, record_annotations, write_faces
 def run(factory, tmp_path):
     """Twelve recorded faces with spread values (no model runs), a job of broken files, and three labels."""
     fake_chain(factory)
-    paths = write_faces(tmp_path / "photos", 12)
+    paths = write_faces(tmp_path / "photos", 11)
+    copy = np.asarray(Image.open(paths[3])).copy()
+    copy[0, 0] = 255 - copy[0, 0]  # other bytes, the same picture: a near-duplicate
+    paths.append(tmp_path / "photos" / "face_011.png")
+    Image.fromarray(copy).save(paths[-1])
     values = [{"gender": i / 11, "eyes": (i * 5 % 12) / 11, "mouth": 0.5, "background_mean": 1 - i / 11}
               for i in range(12)]
     shas = record_annotations(factory, paths, values)
@@ -57,6 +63,9 @@ def test_a_report_of_the_database_shows_the_run_values_faces_labels_and_quality(
     assert "3 labelled faces, accuracy 0.667" in page
     assert 'alt="reliability diagram"' in page and "Error per regressor" in page
     assert "Data quality" in page and "blurry" in page
+    assert "1 group holding 2 of 12 images" in page
+    group = page[page.index("<b>group 1</b>"):]
+    assert "face_003.png" in group and "face_011.png" in group
     # self-contained: nothing to fetch (only data: URIs and links to local files)
     assert not re.search(r'(src|href)="(?!data:|file:|#)', page)
 

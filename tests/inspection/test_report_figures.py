@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 
-from annotator.inspection.report.duplicates import duplicate_groups, hamming
 from annotator.inspection.report.figures import (
     distribution,
     doubt,
@@ -60,16 +59,3 @@ def test_regressor_errors():
     assert (found.count, found.mae, found.bias) == (3, pytest.approx(1 / 6), pytest.approx(1 / 6))
     assert found.rmse == pytest.approx(np.sqrt(0.25 / 3))
 
-
-def test_near_duplicate_groups_match_comparing_every_pair():
-    rng = np.random.default_rng(9)
-    hashes = rng.integers(0, 2**62, 300, dtype=np.int64).astype(np.uint64)
-    for copy, original, bits in [(10, 3, 0), (11, 3, 2), (50, 60, 4), (70, 71, 5)]:
-        flip = np.uint64(sum(1 << b for b in rng.choice(64, bits, replace=False)))
-        hashes[copy] = hashes[original] ^ flip
-    distance = hamming(hashes[:, None].repeat(300, 1).ravel(), np.tile(hashes, 300)).reshape(300, 300)
-    close = {(i, j) for i, j in zip(*np.nonzero(distance <= 4)) if i < j}
-    groups = duplicate_groups(hashes, 4)
-    found = {(int(a), int(b)) for g in groups for a in g for b in g if a < b}
-    assert found == close  # the random hashes are far apart, so the groups are exactly the close pairs
-    assert [sorted(g.tolist()) for g in groups] == [[3, 10, 11], [50, 60]]  # 70/71 differ in 5 bits

@@ -13,7 +13,7 @@ from db.session import transaction
 from tests.conftest import fake_chain
 
 FACES = 100_000
-MAX_SECONDS = 30.0  # measured about 6 s on a shared 2-core machine; the bound leaves room for load
+MAX_SECONDS = 60.0  # measured 12-27 s on a shared 2-core machine (half of it grouping perceptual hashes)
 MAX_BYTES = 3_000_000
 
 
@@ -22,7 +22,10 @@ def _bulk_run(factory, tmp_path):
     rng = np.random.default_rng(0)
     files = write_portrait_folder(tmp_path / "photos", 40)  # a few real files, so some thumbnails are pictures
     real = [(str(path), *hash_file(path)[:2]) for path in files]
-    images = [{"id": i + 1, "sha256": real[i][1] if i < len(real) else f"{i:064x}",
+    hashes = [f"{value:064x}" for value in (int.from_bytes(rng.bytes(32), "big") for _ in range(FACES))]
+    for i in range(0, FACES, 1000):  # 100 pairs of near-duplicates: 3 bits apart
+        hashes[i + 1] = f"{int(hashes[i], 16) ^ 0b1011:064x}"
+    images = [{"id": i + 1, "sha256": real[i][1] if i < len(real) else f"{i:064x}", "phash": hashes[i],
                "path": real[i][0] if i < len(real) else f"/gone/photo_{i:06d}.jpg",
                "size": 1000, "format": "JPEG"} for i in range(FACES)]
     faces = [{"id": i + 1, "image_id": i + 1, "method": "aligned", "index": 0} for i in range(FACES)]
@@ -66,4 +69,4 @@ def test_a_report_of_100000_faces_builds_in_seconds_and_stays_small(factory, set
         assert built.faces == FACES and built.measured == 0
         assert seconds < MAX_SECONDS and built.size < MAX_BYTES
         page = output.read_text()
-        assert "truncated" in page and "1,000 labelled faces" in page
+        assert "truncated" in page and "1,000 labelled faces" in page and "100 groups holding 200" in page

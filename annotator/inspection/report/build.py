@@ -26,6 +26,7 @@ from annotator.inspection.report.gather import (
 from annotator.inspection.report.html import Tile, page
 from annotator.inspection.report.thumbnails import thumbnails
 from annotator.settings import Settings
+from db.session import transaction
 
 FACES_PER_END = 8
 UNCERTAIN_SHOWN = 16
@@ -92,7 +93,7 @@ def build_report(factory: sessionmaker[Session], settings: Settings, output: Pat
         scope = report_scope(session, job_id)
     measured = backfill_quality(factory, max_pixels=settings.max_image_pixels, where=scope.faces,
                                 on_progress=on_progress)
-    with factory() as session:
+    with transaction(factory) as session:  # images recorded before perceptual hashes existed get theirs stored
         facts = run_facts(session, scope)
         table = face_table(session, scope)
         labels = winning_labels(session, table)
@@ -100,7 +101,7 @@ def build_report(factory: sessionmaker[Session], settings: Settings, output: Pat
         largest, mean = doubt(table.values, {n: (labels.positions[n], labels.values[n]) for n in labels.positions})
         uncertain = most_doubtful(largest, mean, UNCERTAIN_SHOWN)
         flagged = _flag_examples(table)
-        groups = near_duplicates.find(session, scope, table)
+        groups = near_duplicates.find(session, scope, table, max_pixels=settings.max_image_pixels)
         chosen = [*(end for pair in ends.values() for end in pair), uncertain, *flagged.values(),
                   *near_duplicates.positions(groups)]
         tiles, pictures = _tiles(session, table, labels, chosen, settings.max_image_pixels)

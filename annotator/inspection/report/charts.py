@@ -29,9 +29,12 @@ def data_uri(figure: Figure) -> str:
 
 
 def _figure(width: float, height: float) -> Figure:
-    figure = Figure(figsize=(width, height))
-    figure.set_layout_engine("constrained")
-    return figure
+    return Figure(figsize=(width, height))
+
+
+def _bars(axes, values: np.ndarray, edges: np.ndarray, **style) -> None:  # type: ignore[no-untyped-def]
+    """A histogram counted by NumPy and drawn as one filled outline (fast whatever the number of values)."""
+    axes.stairs(np.histogram(values, bins=edges)[0], edges, fill=True, **style)
 
 
 def reasons_chart(labels: Sequence[str], counts: Sequence[int]) -> str:
@@ -59,14 +62,11 @@ def distribution_chart(name: str, values: np.ndarray, female: np.ndarray) -> str
     is_female = female[known] >= 0.5
     kept = values[known]
     edges = np.linspace(0.0, 1.0, HISTOGRAM_BINS + 1)
-    if name == "gender":
-        axes.hist([kept[~is_female], kept[is_female]], bins=edges, color=[MALE, FEMALE],
-                  label=["predicted male", "predicted female"], stacked=True)
-        axes.set_xlabel("female probability")
-    else:
-        axes.hist([kept[~is_female], kept[is_female]], bins=edges, color=[MALE, FEMALE],
-                  label=[f"male ({np.sum(~is_female):,})", f"female ({np.sum(is_female):,})"])
-        axes.set_xlabel(name)
+    male_label, female_label = ("predicted male", "predicted female") if name == "gender" else (
+        f"male ({np.sum(~is_female):,})", f"female ({np.sum(is_female):,})")
+    _bars(axes, kept[~is_female], edges, color=MALE, alpha=0.75, label=male_label)
+    _bars(axes, kept[is_female], edges, color=FEMALE, alpha=0.6, label=female_label)
+    axes.set_xlabel("female probability" if name == "gender" else name)
     axes.set_ylabel("faces")
     axes.set_xlim(0, 1)
     axes.legend(fontsize=8, frameon=False)
@@ -116,17 +116,16 @@ def quality_chart(brightness: np.ndarray, sharpness: np.ndarray) -> str:
     figure = _figure(8.0, 2.6)
     left, right = figure.subplots(1, 2)
     bright = brightness[~np.isnan(brightness)]
-    left.hist(bright, bins=np.linspace(0, 1, 41), color=NEUTRAL)
+    _bars(left, bright, np.linspace(0, 1, 41), color=NEUTRAL)
     for threshold in (DARK_BELOW, BRIGHT_ABOVE):
         left.axvline(threshold, color=FEMALE, linestyle="--", linewidth=1)
     left.set_xlabel("brightness (mean grey of the face)")
     left.set_ylabel("faces")
-    sharp = sharpness[~np.isnan(sharpness)]
-    edges = np.logspace(0, 4.5, 46)
-    right.hist(np.clip(sharp, edges[0], edges[-1]), bins=edges, color=NEUTRAL)
-    right.set_xscale("log")
-    right.axvline(BLURRY_BELOW, color=FEMALE, linestyle="--", linewidth=1)
-    right.set_xlabel("sharpness (variance of the Laplacian)")
+    sharp = np.log10(np.clip(sharpness[~np.isnan(sharpness)], 1.0, None))  # a log axis costs seconds to draw
+    _bars(right, sharp, np.linspace(0, 4.5, 46), color=NEUTRAL)
+    right.axvline(np.log10(BLURRY_BELOW), color=FEMALE, linestyle="--", linewidth=1)
+    right.set_xticks(range(5), ["1", "10", "100", "1000", "10⁴"])
+    right.set_xlabel("sharpness (variance of the Laplacian, log scale)")
     for axes in (left, right):
         axes.spines[["top", "right"]].set_visible(False)
     return data_uri(figure)

@@ -66,7 +66,8 @@ def _value_lines(table: FaceTable, labels: LabelColumns, position: int) -> list[
         if name in labels.positions:
             hit = np.flatnonzero(labels.positions[name] == position)
             if len(hit):
-                text += f" (label {labels.values[name][hit[0]]:g})"
+                label = labels.values[name][hit[0]]
+                text += f" (label {('female' if label >= 0.5 else 'male') if name == 'gender' else f'{label:g}'})"
         lines.append(text)
     return lines
 

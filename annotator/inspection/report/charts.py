@@ -90,7 +90,7 @@ def reliability_chart(agreement: GenderAgreement) -> str:
     axes.set_ylim(0, 1)
     axes.set_xlabel("predicted female probability (bin mean)")
     axes.set_ylabel("labelled female (share)")
-    axes.legend(fontsize=8, frameon=False, loc="upper left")
+    axes.legend(fontsize=8, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
     return data_uri(figure)
 
 

@@ -84,8 +84,9 @@ def markup(facts: DuplicateFacts, tiles: Callable[[Sequence[int], Sequence[str] 
              f"{HASH_BITS} bits (re-encoded or resized copies of one picture; exports keep each group in one "
              "split).</p>"]
     if facts.unreadable:
-        parts.append(f'<p class="muted">{facts.unreadable:,} images could not be hashed: their files are gone or '
-                     "changed.</p>")
+        images = "image" if facts.unreadable == 1 else "images"
+        parts.append(f'<p class="muted">{facts.unreadable:,} {images} could not be hashed (the file cannot be '
+                     "decoded, is gone, or changed since it was submitted).</p>")
     for number, group in enumerate(facts.groups, start=1):
         with_face = [p for p in group.positions if p >= 0]
         without = [path for path, p in zip(group.paths, group.positions) if p < 0]

@@ -178,7 +178,7 @@ def version_uses(session: Session, scope: Scope) -> list[VersionUse]:
         query = query.join(Face, Face.id == Prediction.face_id).where(scope.faces)
     counts = dict(session.execute(query).all())
     chain_ids = {v.id for v in scope.versions}
-    versions = session.scalars(select(ModelVersion).where(ModelVersion.id.in_(set(counts) | chain_ids))
+    versions = session.scalars(select(ModelVersion).where(ModelVersion.id.in_(sorted(set(counts) | chain_ids)))
                                .order_by(ModelVersion.name, ModelVersion.version)).all()
     return [VersionUse(v.label, v.is_demo, v.active, v.id in chain_ids, counts.get(v.id, 0), v.created_at)
             for v in versions]

@@ -50,7 +50,7 @@ def run_section(facts: RunFacts, table_: FaceTable) -> Section:
     processed = sum(job.done + job.failed for job in facts.jobs)
     section = Section("run", "The run")
     section.body.append(cards([
-        (f"{facts.images:,}", "images", False), (f"{facts.faces:,}", "faces", False),
+        (f"{facts.images:,}", "distinct images", False), (f"{facts.faces:,}", "faces", False),
         (f"{count(ImageStatus.DONE.value, 0):,}", "done", False),
         (f"{count(ImageStatus.SKIPPED.value, 0):,}", "skipped", False),
         (f"{count(ImageStatus.FAILED.value, 0):,}", "failed", count(ImageStatus.FAILED.value, 0) > 0),

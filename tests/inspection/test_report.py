@@ -54,8 +54,8 @@ def test_a_report_of_the_database_shows_the_run_values_faces_labels_and_quality(
     assert "not_an_image" in page and "empty.jpg" in page and "notes.png" in page
     # every attribute has its distribution chart and summary; the constant mouth is flagged as collapsed
     assert page.count('alt="distribution of') == 4
-    assert re.search(r"<h3>mouth</h3>.*?COLLAPSED", page, re.S)
-    assert not re.search(r"<h3>eyes</h3>((?!<h3>).)*COLLAPSED", page, re.S)
+    assert re.search(r"<h3>mouth</h3>.*?COLLAPSED", page, re.DOTALL)
+    assert not re.search(r"<h3>eyes</h3>((?!<h3>).)*COLLAPSED", page, re.DOTALL)
     # thumbnails are inline JPEGs linked to their files
     assert page.count("data:image/jpeg;base64,") >= 12
     assert (tmp_path / "photos" / "face_011.png").as_uri() in page

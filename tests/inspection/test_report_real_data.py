@@ -28,7 +28,7 @@ def test_a_report_of_real_photos_shows_failures_values_faces_and_duplicates(sett
     rows = list(csv.DictReader((UTKFACE / "manifest.csv").open()))[::50][:60]
     for row in rows:
         shutil.copy(UTKFACE / row["path"], photos / f"{row['label']}_{row['path'].rsplit('/', 1)[-1]}")
-    first = sorted(photos.iterdir())[0]
+    first = min(photos.iterdir())
     Image.open(first).save(photos / "copy.jpg", quality=60)  # re-encoded: a near-duplicate
     (photos / "empty.jpg").write_bytes(b"")
     Image.new("RGB", (200, 200), (128, 128, 128)).save(photos / "grey.png")  # no face in it

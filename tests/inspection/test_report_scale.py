@@ -5,9 +5,9 @@ import time
 import numpy as np
 from sqlalchemy import insert
 
-from annotator.inspection.report import build_report
 from annotator.images.discovery import hash_file
 from annotator.images.portraits import write_portrait_folder
+from annotator.inspection.report import build_report
 from db.models import Face, FaceQuality, Image, ImageStatus, Job, JobImage, Label, Prediction
 from db.session import transaction
 from tests.conftest import fake_chain

@@ -2,7 +2,8 @@ from PIL import Image
 from sqlalchemy import select
 
 from annotator.faces.quality import backfill_quality
-from db.models import Face, FaceQuality, Image as ImageRow
+from db.models import Face, FaceQuality
+from db.models import Image as ImageRow
 from tests.conftest import write_faces
 from tests.jobs.test_pipeline import run_job
 

@@ -79,10 +79,10 @@ def positions(facts: DuplicateFacts) -> list[np.ndarray]:
 def markup(facts: DuplicateFacts, tiles: Callable[[Sequence[int], Sequence[str] | None], list[Tile]]) -> list[str]:
     """The near-duplicates part of the quality section."""
     groups = "group" if facts.total_groups == 1 else "groups"
-    parts = [f"<h3>Near-duplicate images</h3><p>{facts.total_groups:,} {groups} holding {facts.images_in_groups:,} "
-             f"of {facts.hashed:,} images whose perceptual hashes differ in at most {DEFAULT_THRESHOLD} of "
-             f"{HASH_BITS} bits (re-encoded or resized copies of one picture; exports keep each group in one "
-             "split).</p>"]
+    parts = [(f"<h3>Near-duplicate images</h3><p>{facts.total_groups:,} {groups} holding {facts.images_in_groups:,} "
+              f"of {facts.hashed:,} images whose perceptual hashes differ in at most {DEFAULT_THRESHOLD} of "
+              f"{HASH_BITS} bits (re-encoded or resized copies of one picture; exports keep each group in one "
+              "split).</p>")]
     if facts.unreadable:
         images = "image" if facts.unreadable == 1 else "images"
         parts.append(f'<p class="muted">{facts.unreadable:,} {images} could not be hashed (the file cannot be '

@@ -56,7 +56,8 @@ def report(job_id: int | None, output: Path) -> None:
 
     settings = load_settings()
     built = build_report(open_database(settings), settings, output, job_id=job_id, on_progress=measuring)
-    click.echo(f"Wrote {built.path} ({built.size / 1e6:.1f} MB, {built.faces:,} faces, {built.thumbnails} "
+    size = f"{built.size / 1e6:.1f} MB" if built.size >= 1e6 else f"{built.size / 1e3:.0f} kB"
+    click.echo(f"Wrote {built.path} ({size}, {built.faces:,} faces, {built.thumbnails} "
                f"thumbnails) in {built.seconds:.1f} s")
 
 

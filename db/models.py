@@ -103,6 +103,9 @@ class Image(Base):
     path: Mapped[str] = mapped_column(String(4096))
     size: Mapped[int] = mapped_column(BigInteger)
     format: Mapped[str | None] = mapped_column(String(16))
+    # 256-bit perceptual hash (64 hex digits) of the decoded picture: near-duplicates share a split. Filled when
+    # the image is first decoded; None until then (annotator.images.perceptual.stored_phashes fills it later).
+    phash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     faces: Mapped[list[Face]] = relationship(back_populates="image")
@@ -209,3 +212,20 @@ class Label(Base):
     value: Mapped[float]
     source: Mapped[str] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FaceQuality(Base):
+    """Data-quality measures of one face and the flags they raise (``annotator.faces.quality``), computed once.
+
+    Null measures mean the face's file could no longer be read when it was measured.
+    """
+
+    __tablename__ = "face_quality"
+
+    face_id: Mapped[int] = mapped_column(ForeignKey("faces.id", ondelete="CASCADE"), primary_key=True)
+    brightness: Mapped[float | None]  # mean grey level of the face's middle, 0..1
+    sharpness: Mapped[float | None]  # variance of the Laplacian of the grey levels (0..255)
+    dark: Mapped[bool]
+    bright: Mapped[bool]
+    blurry: Mapped[bool]
+    low_score: Mapped[bool]  # detector score below the threshold; never for aligned portraits

@@ -7,7 +7,7 @@ import click
 
 from annotator.cli.db import db
 from annotator.cli.exports import export
-from annotator.cli.inspection import example, show
+from annotator.cli.inspection import example, report, show
 from annotator.cli.jobs import jobs, reannotate, status, submit
 from annotator.cli.labels import labels
 from annotator.cli.models import models
@@ -21,5 +21,5 @@ def main() -> None:
     """Annotate folders of face images with a chain of Keras models; export labelled training sets."""
 
 
-for command in (submit, reannotate, status, jobs, export, labels, show, models, train, example, db, worker):
+for command in (submit, reannotate, status, jobs, export, labels, show, report, models, train, example, db, worker):
     main.add_command(command)

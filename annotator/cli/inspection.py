@@ -1,4 +1,5 @@
-"""``show`` and ``example``: look at one photo's faces and values; write portraits to try the pipeline on."""
+"""``show``, ``report`` and ``example``: look at one photo's faces and values or at a whole run; write portraits
+to try the pipeline on."""
 
 from __future__ import annotations
 
@@ -37,6 +38,27 @@ def show(target: str, output: Path | None, faces: FaceOptions) -> None:
     if not shown.faces:
         click.echo(f"No face found in {shown.path} (try a smaller --min-face-size or --min-face-score).")
     click.echo(f"Wrote {output}")
+
+
+@click.command()
+@click.option("--job", "job_id", type=int, default=None, help="Only this job (its faces and model versions).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("report.html"),
+              show_default=True, help="HTML file to write.")
+@user_errors
+def report(job_id: int | None, output: Path) -> None:
+    """Write one self-contained HTML report of the whole database (or one job): failures, value distributions,
+    extreme and uncertain faces, agreement with labels, data-quality flags and near-duplicates."""
+    from annotator.inspection.report import build_report
+
+    def measuring(done: int, total: int) -> None:
+        click.echo(f"\rmeasuring the quality of faces recorded before it was stored: {done:,}/{total:,}",
+                   nl=done == total, err=True)
+
+    settings = load_settings()
+    built = build_report(open_database(settings), settings, output, job_id=job_id, on_progress=measuring)
+    size = f"{built.size / 1e6:.1f} MB" if built.size >= 1e6 else f"{built.size / 1e3:.0f} kB"
+    click.echo(f"Wrote {built.path} ({size}, {built.faces:,} faces, {built.thumbnails} "
+               f"thumbnails) in {built.seconds:.1f} s")
 
 
 @click.command()

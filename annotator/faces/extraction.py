@@ -18,7 +18,15 @@ from PIL import Image
 from annotator.faces.alignment import align_face
 from annotator.faces.detection import Detection, detect_faces
 from annotator.faces.modes import FaceMode, FaceOptions
-from annotator.images.decoding import DecodeError, DecodeFailure, decode_face, decode_photo
+from annotator.images.decoding import (
+    FACE_SIZE,
+    PHOTO_DRAFT_SIDE,
+    DecodeError,
+    DecodeFailure,
+    decode_photo,
+    face_array,
+)
+from annotator.images.perceptual import perceptual_hash
 
 
 @dataclass(frozen=True)
@@ -41,19 +49,29 @@ class ImageToExtract:
 
 @dataclass(frozen=True)
 class ExtractedImage:
-    """The faces of one image, or why it has none."""
+    """The faces of one image and the perceptual hash of its picture, or why it has none."""
 
     faces: list[ExtractedFace]
     failure: DecodeFailure | None = None
+    phash: str | None = None  # annotator.images.perceptual.perceptual_hash of the decoded picture
+
+
+def decode_item(item: ImageToExtract, options: FaceOptions, *, max_pixels: int) -> Image.Image:
+    """The picture of one image at the resolution its face mode needs (raises :class:`DecodeError`)."""
+    # An aligned portrait is only resized to 120x120, so a JPEG may be decoded at a reduced scale down to that.
+    draft_side = FACE_SIZE if options.mode is FaceMode.ALIGNED else PHOTO_DRAFT_SIDE
+    return decode_photo(item.path, max_pixels=max_pixels, expected_sha256=item.sha256, draft_side=draft_side)
+
+
+def _faces(picture: Image.Image, item: ImageToExtract, options: FaceOptions) -> list[ExtractedFace]:
+    if options.mode is FaceMode.ALIGNED:
+        return [ExtractedFace(0, None, face_array(picture))]
+    return faces_in_photo(picture, options, item.known)
 
 
 def extract_faces(item: ImageToExtract, options: FaceOptions, *, max_pixels: int) -> list[ExtractedFace]:
     """The faces of one image (raises :class:`DecodeError`); recorded detections are reused, not searched again."""
-    if options.mode is FaceMode.ALIGNED:
-        pixels = decode_face(item.path, max_pixels=max_pixels, expected_sha256=item.sha256)
-        return [ExtractedFace(0, None, pixels)]
-    photo = decode_photo(item.path, max_pixels=max_pixels, expected_sha256=item.sha256)
-    return faces_in_photo(photo, options, item.known)
+    return _faces(decode_item(item, options, max_pixels=max_pixels), item, options)
 
 
 def faces_in_photo(photo: Image.Image, options: FaceOptions, known: Sequence[Detection] = ()) -> list[ExtractedFace]:
@@ -64,7 +82,8 @@ def faces_in_photo(photo: Image.Image, options: FaceOptions, known: Sequence[Det
 
 def _extract_or_fail(item: ImageToExtract, options: FaceOptions, max_pixels: int) -> ExtractedImage:
     try:
-        return ExtractedImage(extract_faces(item, options, max_pixels=max_pixels))
+        picture = decode_item(item, options, max_pixels=max_pixels)
+        return ExtractedImage(_faces(picture, item, options), phash=perceptual_hash(picture))
     except DecodeError as error:
         return ExtractedImage([], error.failure)
 

@@ -151,6 +151,10 @@ def decode_face(path: Path, *, size: int = FACE_SIZE, max_pixels: int = MAX_IMAG
     With ``expected_sha256``, the bytes read must be the ones that were hashed when the job was submitted,
     so every prediction belongs to the content it is recorded under.
     """
-    rgb = _guarded(path, expected_sha256, max_pixels, size)
-    resized = rgb.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    return face_array(_guarded(path, expected_sha256, max_pixels, size), size)
+
+
+def face_array(picture: Image.Image, size: int = FACE_SIZE) -> np.ndarray:
+    """A decoded aligned portrait as a (size, size, 3) float32 RGB array in 0..1, as :func:`decode_face` gives it."""
+    resized = picture.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
     return np.asarray(resized, dtype=np.float32) / 255.0

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from annotator.faces.detection import Detection
 from annotator.faces.extraction import ExtractedFace, ImageToExtract, extract_in_background
 from annotator.faces.modes import FaceMode, FaceOptions
+from annotator.faces.quality import quality_rows
 from annotator.images.decoding import ReasonCode
 from annotator.models.chain import LoadedModel, load_chain, run_chain
 from annotator.models.specs import OutputKind
@@ -29,6 +30,7 @@ from annotator.settings import Settings
 from db.models import (
     ChunkStatus,
     Face,
+    FaceQuality,
     Image,
     ImageStatus,
     Job,
@@ -62,11 +64,12 @@ class _Member:
     image_id: int
     path: str
     sha256: str
+    phash: str | None
 
 
 def _pending_members(session: Session, job_id: int, chunk: int) -> list[_Member]:
     rows = session.execute(
-        select(JobImage.id, JobImage.image_id, JobImage.path, Image.sha256).join(Image).where(
+        select(JobImage.id, JobImage.image_id, JobImage.path, Image.sha256, Image.phash).join(Image).where(
             JobImage.job_id == job_id, JobImage.chunk == chunk, JobImage.status == ImageStatus.PENDING.value
         ).order_by(JobImage.id)
     )
@@ -126,6 +129,12 @@ def _prediction_rows(chain: Sequence[LoadedModel], outputs: dict[str, np.ndarray
             rows.append({"face_id": face_id, "attribute": model.spec.name, "value": value, "extra": extra,
                          "model_version_id": model.version_id, "gender_version_id": gender_version_id})
     return rows
+
+
+def _quality_rows(faces: list[tuple[int, ExtractedFace]], face_ids: list[int]) -> list[dict[str, Any]]:
+    """Quality measures of the faces, computed here because their aligned pixels are at hand."""
+    return quality_rows(face_ids, np.stack([face.pixels for _, face in faces]),
+                        [None if face.detection is None else face.detection.score for _, face in faces])
 
 
 def _mark(session: Session, member_ids: list[int], status: ImageStatus, reason: str | None = None,
@@ -229,8 +238,11 @@ def process_chunk(factory: sessionmaker[Session], settings: Settings, job_id: in
     items = [ImageToExtract(Path(m.path), m.sha256, known.get(m.image_id, ())) for m in members]
     found = FaceBatches(versions, settings.home)
     done, no_face, failed = [], [], []
+    hashed: list[dict[str, Any]] = []  # perceptual hashes of images decoded for the first time
     for member, extracted in zip(members, extract_in_background(items, options,
                                                                 max_pixels=settings.max_image_pixels)):
+        if member.phash is None and extracted.phash is not None:
+            hashed.append({"id": member.image_id, "phash": extracted.phash})
         if extracted.failure is not None:
             failed.append((member, extracted.failure))
         elif not extracted.faces:
@@ -245,6 +257,9 @@ def process_chunk(factory: sessionmaker[Session], settings: Settings, job_id: in
         if found.faces:
             face_ids = _face_ids(session, options.method, found.faces)
             insert_ignoring_conflicts(session, Prediction, _prediction_rows(load_chain(versions, settings.home), outputs, face_ids))
+            insert_ignoring_conflicts(session, FaceQuality, _quality_rows(found.faces, face_ids))
+        if hashed:
+            session.execute(update(Image), hashed)
         _mark(session, [m.id for m in done], ImageStatus.DONE)
         _mark(session, [m.id for m in no_face], ImageStatus.FAILED, ReasonCode.NO_FACE.value,
               f"no face of at least {options.min_face_size} pixels with a detector score of {options.min_score:.2f}")

@@ -34,7 +34,7 @@ class ExtractedFace:
 class ImageToExtract:
     """A file of a job, the hash it was submitted with, and the faces already recorded for it (if any)."""
 
-    path: Path
+    path: str | Path  # a str may be a URI
     sha256: str | None = None
     known: Sequence[Detection] = ()
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from annotator.errors import LabelFileError
 from annotator.exports.query import FaceRow, predicted_rows, winning_labels
+from annotator.images.sources import name_of
 from annotator.labels.label_studio import image_url, label_config, prediction_result
 from annotator.labels.uncertainty import face_uncertainty
 from annotator.models.specs import chain_order
@@ -37,7 +38,7 @@ def _caption(row: FaceRow, predictions: dict[str, float], doubt: float) -> str:
     values = ", ".join(f"{name} {predictions[name]:.2f}" for name in (s.name for s in chain_order())
                        if name in predictions)
     face = f"face {row.face_index} ({row.method})"
-    return f"{Path(row.path).name}, {face}: predicted {values} (gender as female probability); uncertainty {doubt:.2f}"
+    return f"{name_of(row.path)}, {face}: predicted {values} (gender as female probability); uncertainty {doubt:.2f}"
 
 
 def _task(row: FaceRow, labels: dict[str, float], prefixes: list[tuple[str, str]]) -> tuple[tuple[float, float],

@@ -8,7 +8,7 @@ left on the CPU.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +18,11 @@ from PIL import Image
 from annotator.faces.alignment import align_face
 from annotator.faces.detection import Detection, detect_faces
 from annotator.faces.modes import FaceMode, FaceOptions
-from annotator.images.decoding import DecodeError, DecodeFailure, decode_face, decode_photo
+from annotator.images.decoding import DecodeError, DecodeFailure, decode_face, decode_photo, read_checked
+from annotator.images.sources import is_uri
+
+REMOTE_READ_AHEAD = 8
+"""Objects of a store read at once ahead of decoding (each waits on the network; a few are in memory at a time)."""
 
 
 @dataclass(frozen=True)
@@ -47,12 +51,15 @@ class ExtractedImage:
     failure: DecodeFailure | None = None
 
 
-def extract_faces(item: ImageToExtract, options: FaceOptions, *, max_pixels: int) -> list[ExtractedFace]:
-    """The faces of one image (raises :class:`DecodeError`); recorded detections are reused, not searched again."""
+def extract_faces(item: ImageToExtract, options: FaceOptions, *, max_pixels: int,
+                  data: bytes | None = None) -> list[ExtractedFace]:
+    """The faces of one image (raises :class:`DecodeError`); recorded detections are reused, not searched again.
+
+    ``data`` are the image's bytes when they were already read (and checked against its hash)."""
     if options.mode is FaceMode.ALIGNED:
-        pixels = decode_face(item.path, max_pixels=max_pixels, expected_sha256=item.sha256)
+        pixels = decode_face(item.path, max_pixels=max_pixels, expected_sha256=item.sha256, data=data)
         return [ExtractedFace(0, None, pixels)]
-    photo = decode_photo(item.path, max_pixels=max_pixels, expected_sha256=item.sha256)
+    photo = decode_photo(item.path, max_pixels=max_pixels, expected_sha256=item.sha256, data=data)
     return faces_in_photo(photo, options, item.known)
 
 
@@ -62,18 +69,43 @@ def faces_in_photo(photo: Image.Image, options: FaceOptions, known: Sequence[Det
     return [ExtractedFace(index, found, align_face(photo, found.landmarks)) for index, found in enumerate(detections)]
 
 
-def _extract_or_fail(item: ImageToExtract, options: FaceOptions, max_pixels: int) -> ExtractedImage:
+class _ReadAhead:
+    """Reads the objects of a chunk from their store a few images ahead of their decoding, several at once, so
+    the store's latency overlaps decoding; local files are left to the decoding thread, as before."""
+
+    def __init__(self, items: Sequence[ImageToExtract], pool: ThreadPoolExecutor) -> None:
+        self.items, self.pool = items, pool
+        self.reads: dict[int, Future[bytes]] = {}
+        self.next = 0
+
+    def data(self, index: int) -> bytes | None:
+        """The bytes of item ``index`` if it is an object (raises :class:`DecodeError`), else None."""
+        while self.next < min(index + REMOTE_READ_AHEAD, len(self.items)):
+            item = self.items[self.next]
+            if is_uri(item.path):
+                self.reads[self.next] = self.pool.submit(read_checked, item.path, item.sha256)
+            self.next += 1
+        read = self.reads.pop(index, None)
+        return None if read is None else read.result()
+
+
+def _extract_or_fail(index: int, item: ImageToExtract, options: FaceOptions, max_pixels: int,
+                     ahead: _ReadAhead) -> ExtractedImage:
     try:
-        return ExtractedImage(extract_faces(item, options, max_pixels=max_pixels))
+        return ExtractedImage(extract_faces(item, options, max_pixels=max_pixels, data=ahead.data(index)))
     except DecodeError as error:
         return ExtractedImage([], error.failure)
 
 
 def extract_in_background(items: Sequence[ImageToExtract], options: FaceOptions, *,
                           max_pixels: int) -> Iterator[ExtractedImage]:
-    """:func:`extract_faces` for every item, in order, computed ahead of the consumer in one thread."""
+    """:func:`extract_faces` for every item, in order, computed ahead of the consumer in one thread (objects of
+    a store are read ahead of it, :data:`REMOTE_READ_AHEAD` at a time)."""
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="annotate-faces")
+    readers = ThreadPoolExecutor(max_workers=REMOTE_READ_AHEAD, thread_name_prefix="annotate-read")
+    ahead = _ReadAhead(items, readers)
     try:
-        yield from pool.map(lambda item: _extract_or_fail(item, options, max_pixels), items)
+        yield from pool.map(lambda pair: _extract_or_fail(*pair, options, max_pixels, ahead), enumerate(items))
     finally:  # a consumer that fails must not wait for the rest of the chunk to be detected
         pool.shutdown(wait=True, cancel_futures=True)
+        readers.shutdown(wait=True, cancel_futures=True)

@@ -92,7 +92,9 @@ def read_failure(error: Exception, location: str | Path) -> DecodeFailure:
     return DecodeFailure(ReasonCode.UNREADABLE, f"cannot read the object: {type(error).__name__}: {error}")
 
 
-def _read(path: str | Path, expected_sha256: str | None) -> bytes:
+def read_checked(path: str | Path, expected_sha256: str | None = None) -> bytes:
+    """The bytes of a file or object, or :class:`DecodeError` (unreadable, missing, ..., or ``changed`` when
+    they are not the ones hashed at submit)."""
     try:
         data = read_bytes(str(path))
     except OSError as error:
@@ -146,11 +148,12 @@ def struct_error() -> type[Exception]:
     return struct.error
 
 
-def _guarded(path: str | Path, expected_sha256: str | None, max_pixels: int, draft_side: int) -> Image.Image:
+def _guarded(path: str | Path, expected_sha256: str | None, max_pixels: int, draft_side: int,
+             data: bytes | None = None) -> Image.Image:
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         raise RuntimeError("ImageFile.LOAD_TRUNCATED_IMAGES is set; truncated files would pass as images.")
     try:
-        return _open(_read(path, expected_sha256), max_pixels, draft_side)
+        return _open(read_checked(path, expected_sha256) if data is None else data, max_pixels, draft_side)
     except DecodeError:
         raise
     except MemoryError:
@@ -160,22 +163,24 @@ def _guarded(path: str | Path, expected_sha256: str | None, max_pixels: int, dra
 
 
 def decode_photo(path: str | Path, *, max_pixels: int = MAX_IMAGE_PIXELS, expected_sha256: str | None = None,
-                 draft_side: int = PHOTO_DRAFT_SIDE) -> Image.Image:
+                 draft_side: int = PHOTO_DRAFT_SIDE, data: bytes | None = None) -> Image.Image:
     """Decode a photo (a path or a URI) to an upright (EXIF-rotated) RGB picture, or raise :class:`DecodeError`.
 
     JPEGs larger than ``draft_side`` on both sides are decoded at a reduced scale. With ``expected_sha256``,
-    the bytes read must be the ones hashed when the job was submitted.
+    the bytes read must be the ones hashed when the job was submitted. ``data`` are the bytes already read
+    with :func:`read_checked`.
     """
-    return _guarded(path, expected_sha256, max_pixels, draft_side)
+    return _guarded(path, expected_sha256, max_pixels, draft_side, data)
 
 
 def decode_face(path: str | Path, *, size: int = FACE_SIZE, max_pixels: int = MAX_IMAGE_PIXELS,
-                expected_sha256: str | None = None) -> np.ndarray:
+                expected_sha256: str | None = None, data: bytes | None = None) -> np.ndarray:
     """Decode an image into a (size, size, 3) float32 RGB array in 0..1, or raise :class:`DecodeError`.
 
     With ``expected_sha256``, the bytes read must be the ones that were hashed when the job was submitted,
-    so every prediction belongs to the content it is recorded under.
+    so every prediction belongs to the content it is recorded under. ``data`` are the bytes already read with
+    :func:`read_checked`.
     """
-    rgb = _guarded(path, expected_sha256, max_pixels, size)
+    rgb = _guarded(path, expected_sha256, max_pixels, size, data)
     resized = rgb.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
     return np.asarray(resized, dtype=np.float32) / 255.0

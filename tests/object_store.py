@@ -31,21 +31,29 @@ class Faults:
 
     def __init__(self, app: Any) -> None:
         self.app = app
-        self.rules: dict[str, int] = {}
+        self.rules: dict[str, list[int]] = {}  # path -> [requests to let through first, requests to throttle]
         self.throttled: dict[str, int] = {}
         self.lock = threading.Lock()
 
     def throttle(self, bucket: str, key: str, count: int) -> None:
         """Throttle the next ``count`` reads of ``s3://bucket/key`` (-1: all of them)."""
+        self.throttle_path(f"/{bucket}/{key}", count)
+
+    def throttle_path(self, path: str, count: int, after: int = 0) -> None:
+        """Throttle ``count`` GETs of ``path`` (``/bucket`` is its listing) once ``after`` have gone through."""
         with self.lock:
-            self.rules[f"/{bucket}/{key}"] = count
+            self.rules[path] = [after, count]
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         path = environ.get("PATH_INFO", "")
+        left = 0
         with self.lock:
-            left = self.rules.get(path, 0) if environ["REQUEST_METHOD"] == "GET" else 0
-            if left:
-                self.rules[path] = left - 1 if left > 0 else left
+            rule = self.rules.get(path) if environ["REQUEST_METHOD"] == "GET" else None
+            if rule is not None and rule[0] > 0:
+                rule[0] -= 1
+            elif rule is not None and rule[1]:
+                left = rule[1]
+                rule[1] = left - 1 if left > 0 else left
                 self.throttled[path] = self.throttled.get(path, 0) + 1
         if left:
             start_response("503 Slow Down", [("Content-Type", "application/xml"),

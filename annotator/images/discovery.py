@@ -151,7 +151,9 @@ def discover_objects(prefix: str, batch_size: int) -> Iterator[Discovered]:
     """
     with ThreadPoolExecutor(REMOTE_HASHERS, thread_name_prefix="annotate-hash") as pool:
         for page in iter_objects(prefix, page_size=batch_size):
-            yield _examined(pool, [(item.location, item.size) for item in page], listed=False)
+            batch = _examined(pool, [(item.location, item.size) for item in page], listed=False)
+            if batch.found or batch.failures:
+                yield batch
 
 
 def discover_listed(locations: Sequence[str], batch_size: int) -> Iterator[Discovered]:

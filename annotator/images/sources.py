@@ -111,24 +111,30 @@ def read_bytes(location: str) -> bytes:
     return fs.cat_file(path)
 
 
+S3_PAGE_LIMIT = 1000
+"""The most keys S3 returns per listing request."""
+
+
+def _s3_pages(fs: Any, path: str, page_size: int) -> Iterator[list[dict[str, Any]]]:
+    """One ListObjectsV2 request per page (s3fs retries each), so only one page is ever in memory."""
+    from fsspec.asyn import sync
+
+    bucket, key, _ = fs.split_path(path)
+    request: dict[str, Any] = {"Bucket": bucket, "Prefix": f"{key.rstrip('/')}/" if key else "",
+                               "MaxKeys": min(page_size, S3_PAGE_LIMIT)}
+    while True:
+        page = sync(fs.loop, fs._call_s3, "list_objects_v2", **request)
+        yield [{"name": f"{bucket}/{item['Key']}", "size": item["Size"], "type": "file"}
+               for item in page.get("Contents", [])]
+        if not page.get("IsTruncated"):
+            return
+        request["ContinuationToken"] = page["NextContinuationToken"]
+
+
 def _pages(fs: Any, path: str, page_size: int) -> Iterator[list[dict[str, Any]]]:
     """Listing entries under ``path``, ``page_size`` at a time, fetched page by page where the store allows."""
-    if hasattr(fs, "_iterdir") and hasattr(fs, "split_path"):  # s3fs: its paginated listing, one page in memory
-        from fsspec.asyn import sync
-
-        bucket, key, _ = fs.split_path(path)
-        entries = fs._iterdir(bucket, delimiter="", prefix=f"{key.rstrip('/')}/" if key else "")
-        page: list[dict[str, Any]] = []
-        while True:
-            try:
-                page.append(sync(fs.loop, entries.__anext__))
-            except StopAsyncIteration:
-                break
-            if len(page) == page_size:
-                yield page
-                page = []
-        if page:
-            yield page
+    if _protocol(fs) == "s3" and hasattr(fs, "_call_s3"):
+        yield from _s3_pages(fs, path, page_size)
         return
     found = sorted(fs.find(path, detail=True).values(), key=lambda entry: entry["name"])
     for start in range(0, len(found), page_size):
@@ -163,15 +169,20 @@ def iter_objects(prefix: str, page_size: int = 1000) -> Iterator[list[StoredObje
         if not listed and fs.isfile(path):
             yield [StoredObject(_uri(fs, path), fs.size(path))]
     except FileNotFoundError as error:
-        raise SourceError(f"Nothing at {prefix}: no such bucket or prefix ({error}).") from None
+        raise SourceError(f"Nothing at {prefix}: no such bucket or prefix ({_text(error)}).") from None
     except PermissionError as error:
-        raise SourceError(f"Access denied listing {prefix}: {error}. Check the store's credentials.") from None
+        raise SourceError(f"Access denied listing {prefix}: {_text(error)}. Check the store's credentials.") from None
     except OSError as error:
-        raise SourceError(f"Cannot list {prefix}: {error}.") from None
+        raise SourceError(f"Cannot list {prefix}: {_text(error)}.") from None
     except Exception as error:
         if type(error).__module__.split(".")[0] in ("botocore", "aiobotocore", "google", "gcsfs", "aiohttp"):
-            raise SourceError(f"Cannot list {prefix}: {error}.") from None
+            raise SourceError(f"Cannot list {prefix}: {_text(error)}.") from None
         raise
+
+
+def _text(error: BaseException) -> str:
+    """An error's message without its final full stop, to end a sentence of ours."""
+    return str(error).rstrip(". ")
 
 
 def is_file(location: str) -> bool:

@@ -260,15 +260,22 @@ def record_job(factory: sessionmaker[Session], source: ImageSource | str | Path,
     first = _first_batch(source)
     with transaction(factory) as session:
         recorder = _start_recording(session, source, chunk_size, faces)
-    for batch in _chained(first, source.batches):
-        with transaction(factory) as session:
-            ready = recorder.add(session, batch)
-        if ready:
-            on_chunks(recorder.job_id, ready)
+    failure: SourceError | None = None
+    try:
+        for batch in _chained(first, source.batches):
+            with transaction(factory) as session:
+                ready = recorder.add(session, batch)
+            if ready:
+                on_chunks(recorder.job_id, ready)
+    except SourceError as error:  # a listing that fails half-way: what was recorded still runs
+        failure = error
     with transaction(factory) as session:
         ready = recorder.finish(session)
     if ready:
         on_chunks(recorder.job_id, ready)
+    if failure is not None:
+        raise SourceError(f"{failure} Job {recorder.job_id} annotates the {recorder.total} files recorded before "
+                          "that; submit again for the rest (what is done is skipped).")
     return recorder.result()
 
 

@@ -164,3 +164,23 @@ def test_a_prefix_that_cannot_be_listed_is_a_message(factory, settings, untraine
         submit_source(settings, factory, f"s3://{bucket}/empty", chunk_size=8, faces=ALIGNED_FACES)
     with factory() as session:
         assert session.scalar(select(func.count()).select_from(Job)) == 0
+
+
+def test_a_listing_that_fails_half_way_still_runs_what_was_recorded(factory, settings, untrained_chain, s3, tmp_path,
+                                                                    monkeypatch):
+    from annotator.jobs.creation import record_job
+
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # botocore's own retries off: only s3fs's backoff (about 2 s)
+    bucket = new_bucket(s3)
+    write_faces(tmp_path / "faces", 5)
+    upload_folder(s3, tmp_path / "faces", bucket, "p")
+    s3.faults.throttle_path(f"/{bucket}", -1, after=2)  # listing pages of 2 objects: the third one fails
+    queued = []
+    with pytest.raises(SourceError, match=r"Cannot list .* Job \d+ annotates the 4 files recorded before"):
+        record_job(factory, f"s3://{bucket}/p", chunk_size=2, faces=ALIGNED_FACES,
+                   on_chunks=lambda job_id, chunks: queued.extend(chunks))
+    s3.faults.throttle_path(f"/{bucket}", 0)
+    assert queued == [0, 1]  # the four images listed first, in two chunks, all queued
+    with factory() as session:
+        job = session.scalar(select(Job))
+        assert (job.status, job.total, job.chunks) == ("running", 4, 2)

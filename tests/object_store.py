@@ -75,7 +75,9 @@ class S3Server:
     def env(self) -> dict[str, str]:
         """The standard AWS variables that point a client (or a worker process) at this server."""
         return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": self.access_key,
-                "AWS_SECRET_ACCESS_KEY": self.secret_key, "AWS_DEFAULT_REGION": REGION}
+                "AWS_SECRET_ACCESS_KEY": self.secret_key, "AWS_DEFAULT_REGION": REGION,
+                # Never look for an instance role: nothing but this loopback server is ever asked.
+                "AWS_EC2_METADATA_DISABLED": "true"}
 
     def client(self) -> Any:
         """A boto3 S3 client of this server."""

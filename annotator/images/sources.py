@@ -22,8 +22,6 @@ from typing import IO, Any
 from annotator.errors import MissingExtraError, SourceError
 
 CLOUD_HINT = "pip install 'annotate[cloud]'"
-READ_BLOCK = 1 << 20
-"""Bytes hashed at a time: an object is never held whole in memory to hash it."""
 REMOTE_BUFFER = 8 << 20
 """Bytes fetched per request when streaming an object (one request for most photos)."""
 

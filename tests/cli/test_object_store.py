@@ -55,6 +55,9 @@ def test_submit_a_bucket_then_export_show_and_label_from_it(settings, untrained_
     assert invoke("labels", "export", "-o", str(tasks_file)).exit_code == 0
     tasks = json.loads(tasks_file.read_text())
     assert sorted(task["data"]["image"] for task in tasks) == uris  # what Label Studio's S3 storage resolves
+    assert invoke("labels", "export", "-o", f"s3://{bucket}/ls/tasks.json").exit_code == 0
+    assert json.loads(get(s3, f"s3://{bucket}/ls/tasks.json")) == tasks
+    assert get(s3, f"s3://{bucket}/ls/tasks.label_config.xml") == (tmp_path / "tasks.label_config.xml").read_bytes()
     checked = tmp_path / "checked.csv"
     checked.write_text(f"path,eyes\n{uris[2]},1\n")
     imported = invoke("labels", "import", str(checked))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+import posixpath
 from pathlib import Path
 
 from annotator.errors import SourceError
-from annotator.images.sources import is_uri, join, normalised, read_bytes
+from annotator.images.sources import is_uri, normalised, read_bytes
 
 LOCATION_COLUMNS = ("path", "uri", "url", "location", "image", "file", "filename")
 """Header names (any case) of the column that holds the locations in a CSV list; otherwise its first column."""
@@ -47,7 +48,9 @@ def read_list(list_location: str | Path) -> list[str]:
         raw = read_bytes(where if is_uri(where) else normalised(where))
     except FileNotFoundError:
         raise SourceError(f"List not found: {where}.") from None
-    except OSError as error:
+    except Exception as error:
+        if not isinstance(error, OSError) and not is_uri(where):
+            raise
         raise SourceError(f"Cannot read the list {where}: {error}.") from None
     try:
         text = raw.decode("utf-8-sig")
@@ -66,4 +69,7 @@ def _located(entry: str, base: str) -> str:
     path = Path(entry).expanduser()
     if path.is_absolute():
         return normalised(path)
-    return join(base, entry) if is_uri(base) else normalised(Path(base) / path)
+    if is_uri(base):  # relative to a list in a store: the same prefix, with ".." applied
+        scheme, _, rest = base.partition("://")
+        return f"{scheme}://{posixpath.normpath(posixpath.join(rest, entry))}"
+    return normalised(Path(base) / path)

@@ -184,3 +184,14 @@ def test_a_listing_that_fails_half_way_still_runs_what_was_recorded(factory, set
     with factory() as session:
         job = session.scalar(select(Job))
         assert (job.status, job.total, job.chunks) == ("running", 4, 2)
+
+
+def test_a_list_in_the_bucket_names_objects_relative_to_itself(factory, settings, untrained_chain, s3, tmp_path):
+    bucket = new_bucket(s3)
+    write_faces(tmp_path / "faces", 2)
+    uris = upload_folder(s3, tmp_path / "faces", bucket, "photos")
+    put(s3, f"s3://{bucket}/lists/batch.txt", b"../photos/face_000.png\nphotos-gone.png\n" + uris[1].encode())
+    job = submit_source(settings, factory, None, from_list=f"s3://{bucket}/lists/batch.txt", chunk_size=4,
+                        faces=ALIGNED_FACES)
+    assert members(factory, job.job_id) == {uris[0]: ("done", None), uris[1]: ("done", None),
+                                            f"s3://{bucket}/lists/photos-gone.png": ("failed", "missing")}

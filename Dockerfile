@@ -10,7 +10,7 @@ COPY annotator annotator
 COPY worker worker
 COPY db db
 COPY migrations migrations
-RUN pip install --no-cache-dir '.[service]' \
+RUN pip install --no-cache-dir '.[service,cloud]' \
     && if [ -n "$TENSORFLOW" ]; then pip uninstall -y tensorflow-cpu && pip install --no-cache-dir "$TENSORFLOW"; fi
 ENTRYPOINT ["annotate"]
 CMD ["--help"]

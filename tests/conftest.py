@@ -16,6 +16,9 @@ from annotator.settings import Settings
 from db.migrate import upgrade
 from db.session import make_engine, make_session_factory, transaction
 
+# The `s3` fixture: a real S3 server (moto) for the tests of images in object stores.
+pytest_plugins = ("tests.object_store",)
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 
@@ -25,8 +24,9 @@ def _split_option(_ctx: click.Context, _param: click.Parameter, value: str | Non
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="csv", show_default=True,
               help="csv, jsonl, parquet: one row per face; tfrecord: aligned faces with their labels; folders: "
                    "PNG faces in female/ and male/; condition-data: the seed project's layout.")
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-              help="File, or folder for --format folders (csv, jsonl, condition-data default to standard output).")
+@click.option("-o", "--output", default=None,
+              help="File, or folder for --format folders (csv, jsonl, condition-data default to standard output); "
+                   "a URI such as s3://bucket/labels.csv writes to an object store.")
 @click.option("--job", "job_id", type=int, default=None, help="Only the images of this job.")
 @click.option("--source", type=click.Choice(SOURCES), default="best", show_default=True,
               help="best: labels win over predictions; predictions: ignore labels; labels: only faces with a "
@@ -41,7 +41,7 @@ def _split_option(_ctx: click.Context, _param: click.Parameter, value: str | Non
 @click.option("--image-format", type=click.Choice(IMAGE_FORMATS), default="png", show_default=True,
               help="Encoding of the faces in --format tfrecord.")
 @user_errors
-def export(fmt: str, output: Path | None, job_id: int | None, source: str, attributes: tuple[str, ...],
+def export(fmt: str, output: str | None, job_id: int | None, source: str, attributes: tuple[str, ...],
            split: dict[str, float] | None, seed: int, min_confidence: float, image_format: str) -> None:
     """Export the annotated faces as a training set, with a manifest next to the output."""
     from annotator.cli.jobs import print_staleness

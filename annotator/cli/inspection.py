@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 @face_options("Find faces as `submit --faces` does.")
 @user_errors
 def show(target: str, output: Path | None, faces: FaceOptions) -> None:
-    """Draw TARGET (an image path, or a sha256 prefix from an export) with its faces, crops and values as a PNG."""
+    """Draw TARGET (an image path or URI, or a sha256 prefix from an export) with its faces, crops and values
+    as a PNG."""
     from annotator.faces.sheet import render_sheet
     from annotator.inspection.show import show_image
 
@@ -29,7 +30,7 @@ def show(target: str, output: Path | None, faces: FaceOptions) -> None:
     with open_database(settings)() as session:
         shown = show_image(session, target, faces, home=settings.home, max_pixels=settings.max_image_pixels)
     output = output or Path(f"faces-{shown.sha256[:12]}.png")
-    title = f"{shown.path.name}  {shown.sha256[:12]}  {len(shown.faces)} face(s), {faces.method}"
+    title = f"{shown.name}  {shown.sha256[:12]}  {len(shown.faces)} face(s), {faces.method}"
     render_sheet(shown.photo, shown.faces, title).save(output)
     for face in shown.faces:
         where = "" if face.detection is None else (

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -29,21 +28,26 @@ FAILURES_SHOWN = 20
 
 
 @click.command()
-@click.argument("folder", type=click.Path(path_type=Path))
+@click.argument("source", required=False)
+@click.option("--from-list", "from_list", metavar="FILE", default=None,
+              help="A text file (one path or URI per line) or CSV (a path column) of the images, instead of SOURCE.")
 @click.option("--wait/--no-wait", default=False, help="Show a progress bar until the job finishes.")
 @chunk_size_option()
 @queue_option("Queue for this job's chunks, e.g. 'gpu' for workers started with `--queues gpu`.")
 @face_options("detect: find and align every face of ordinary photos. aligned: each image already is one "
               "aligned face (no detector).")
 @user_errors
-def submit(folder: Path, wait: bool, chunk_size: int | None, queue: str, faces: FaceOptions) -> None:
-    """Submit every image under FOLDER (recursively, recognised by content) as a job."""
+def submit(source: str | None, from_list: str | None, wait: bool, chunk_size: int | None, queue: str,
+           faces: FaceOptions) -> None:
+    """Submit every image under SOURCE (a folder, or a prefix such as s3://bucket/photos or gs://bucket/photos;
+    recursively, recognised by content), or of --from-list FILE, as a job."""
     from annotator.jobs.orchestration import submit_source
 
     settings = load_settings()
     factory = open_database(settings)
     with progress_bar() as bar:
-        job = submit_source(settings, factory, folder, chunk_size=chunk_size or settings.chunk_size, faces=faces,
+        job = submit_source(settings, factory, source, from_list=from_list,
+                            chunk_size=chunk_size or settings.chunk_size, faces=faces,
                             queue=queue, on_progress=bar if wait and settings.eager else None)
     click.echo(f"Job {job.job_id}: {job.total} files, {len(job.chunks)} chunks, "
                f"{job.skipped} skipped, {job.failed} rejected before decoding (not images or unreadable).")

@@ -34,15 +34,16 @@ def labels_import(file: Path, source: str | None) -> None:
 @labels.command("export")
 @click.option("--format", "fmt", type=click.Choice(["label-studio"]), default="label-studio", show_default=True,
               help="label-studio: tasks with the predictions as pre-annotations, plus the labelling config.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Tasks file to write (JSON); the labelling config goes next to it as NAME.label_config.xml.")
+@click.option("-o", "--output", required=True,
+              help="Tasks file to write (JSON; a URI such as s3://bucket/tasks.json writes to a store); the "
+                   "labelling config goes next to it as NAME.label_config.xml.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the N most uncertain faces.")
 @click.option("--job", "job_id", type=int, default=None, help="Only the faces of this job.")
 @click.option("--path-prefix", "path_prefixes", multiple=True, metavar="OLD=NEW",
               help="Rewrite image paths starting with OLD to start with NEW in the image URLs (repeatable), "
                    "e.g. to make them relative to Label Studio's LOCAL_FILES_DOCUMENT_ROOT.")
 @user_errors
-def labels_export(fmt: str, output: Path, limit: int | None, job_id: int | None,
+def labels_export(fmt: str, output: str, limit: int | None, job_id: int | None,
                   path_prefixes: tuple[str, ...]) -> None:
     """Write the annotated faces as labelling tasks, most uncertain first."""
     from annotator.labels.exporting import write_label_studio

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -30,10 +29,10 @@ def aligned_faces(rows: Sequence[FaceRow], *, max_pixels: int = MAX_IMAGE_PIXELS
     for row in rows:
         try:
             if row.method == FaceMode.ALIGNED.value:
-                yield decode_face(Path(row.path), max_pixels=max_pixels, expected_sha256=row.sha256)
+                yield decode_face(row.path, max_pixels=max_pixels, expected_sha256=row.sha256)
                 continue
             if photo_of is None or photo_of[0] != row.sha256:
-                photo_of = (row.sha256, decode_photo(Path(row.path), max_pixels=max_pixels,
+                photo_of = (row.sha256, decode_photo(row.path, max_pixels=max_pixels,
                                                      expected_sha256=row.sha256))
             yield align_face(photo_of[1], np.asarray(row.landmarks, np.float64))
         except DecodeError as error:

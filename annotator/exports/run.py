@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
@@ -15,6 +16,7 @@ from annotator.exports.options import FORMATS, IMAGE_EXPORT_FORMATS, SPLIT_COLUM
 from annotator.exports.query import FaceRow, chain_for, face_rows
 from annotator.exports.selection import gender_class, regressors, resolve_attributes, select_rows
 from annotator.exports.splits import assign_splits
+from annotator.images.sources import is_folder, is_uri, join, name_of, normalised, upload
 
 TEXT_FORMATS = ("csv", "jsonl", "condition-data")
 
@@ -24,8 +26,8 @@ class ExportResult:
     """What an export wrote."""
 
     rows: int
-    files: list[Path]  # empty when written to standard output
-    manifest: Path | None
+    files: list[Path | str]  # empty when written to standard output; URIs (str) when written to a store
+    manifest: Path | str | None
     counts: dict[str, dict[str, int]]  # per split (or "all"), its total and count per gender class
 
 
@@ -113,8 +115,43 @@ def _write(options: ExportOptions, rows: list[FaceRow], output: Path, attributes
     return files
 
 
-def run_export(session: Session, options: ExportOptions, output: Path | None, stdout: TextIO) -> ExportResult:
-    """Export the selected faces as ``options`` ask; to ``stdout`` (no manifest) when ``output`` is None."""
+def _check_store_output(options: ExportOptions, uri: str) -> None:
+    if options.format not in FORMATS:
+        check_output(options, None)
+    if is_folder(uri):
+        what = "not empty; choose a new prefix for the export" if options.format == "folders" else (
+            f"a prefix that holds objects; --format {options.format} writes a file. Give a file name")
+        raise ExportError(f"{uri} is {what}.")
+
+
+def _export_to_store(session: Session, options: ExportOptions, uri: str, stdout: TextIO) -> ExportResult:
+    """Write the export into a temporary folder, then upload every file to ``uri`` in the same layout."""
+    _check_store_output(options, uri)
+    parent = uri.rsplit("/", 1)[0]
+    with tempfile.TemporaryDirectory(prefix="annotate-export-") as scratch:
+        local = Path(scratch) / name_of(uri)
+        result = run_export(session, options, local, stdout)
+
+        def remote(path: Path | str) -> str:
+            return join(parent, Path(path).relative_to(scratch).as_posix())
+
+        written = sorted(path for path in Path(scratch).rglob("*") if path.is_file())
+        try:
+            for path in written:
+                upload(path, remote(path))
+        except OSError as error:
+            raise ExportError(f"Cannot write the export to {uri}: {error}.") from None
+    manifest = None if result.manifest is None else remote(result.manifest)
+    return replace(result, files=[remote(path) for path in result.files], manifest=manifest)
+
+
+def run_export(session: Session, options: ExportOptions, output: Path | str | None,
+               stdout: TextIO) -> ExportResult:
+    """Export the selected faces as ``options`` ask; to ``stdout`` (no manifest) when ``output`` is None, to an
+    object store when it is a URI (``s3://bucket/labels.csv``)."""
+    if output is not None and is_uri(str(output)):
+        return _export_to_store(session, options, normalised(str(output)), stdout)
+    output = None if output is None else Path(output)
     check_output(options, output)
     active = [version.name for version in chain_for(session, options.job_id)]
     attributes = resolve_attributes(options.attributes, options.format, active)

@@ -10,7 +10,8 @@ from sqlalchemy import select, union
 from sqlalchemy.orm import Session
 
 from annotator.errors import LabelRowError
-from annotator.images.discovery import hash_file
+from annotator.images.discovery import hash_location
+from annotator.images.sources import is_file, is_uri, normalised
 from db.models import Face, Image, JobImage
 
 _SHA_PREFIX = re.compile(r"[0-9a-f]{6,64}")
@@ -70,13 +71,18 @@ class FaceLookup:
         return found[0]
 
     def _by_path(self, text: str) -> int:
-        path = Path(text.strip()).expanduser()
         if not text.strip():
             raise LabelRowError("neither sha256 nor path is given")
-        if not path.is_absolute():
-            path = self.base / path
-        # Paths are recorded as submitted (resolved); a labels file may spell them through a symlink.
-        candidates = list(dict.fromkeys([str(path), str(path.resolve())]))
+        path: Path | str
+        if is_uri(text.strip()):
+            path = normalised(text.strip())
+            candidates = [path]
+        else:
+            path = Path(text.strip()).expanduser()
+            if not path.is_absolute():
+                path = self.base / path
+            # Paths are recorded as submitted (resolved); a labels file may spell them through a symlink.
+            candidates = list(dict.fromkeys([str(path), str(path.resolve())]))
         seen_at = union(select(Image.id).where(Image.path.in_(candidates)),
                         select(JobImage.image_id).where(JobImage.path.in_(candidates), JobImage.image_id.is_not(None)))
         ids = set(self.session.scalars(seen_at))
@@ -86,10 +92,10 @@ class FaceLookup:
             raise LabelRowError(f"no image was annotated at {path}")
         return self._by_current_content(path, ids)
 
-    def _by_current_content(self, path: Path, ids: set[int]) -> int:
-        """The one of several images seen at ``path`` whose bytes the file holds now."""
-        if path.is_file():
-            sha256 = hash_file(path)[0]
+    def _by_current_content(self, path: Path | str, ids: set[int]) -> int:
+        """The one of several images seen at ``path`` (or URI) whose bytes the file holds now."""
+        if is_file(str(path)):
+            sha256 = hash_location(path)[0]
             image_id = self.session.scalar(select(Image.id).where(Image.sha256 == sha256, Image.id.in_(ids)))
             if image_id is not None:
                 return image_id

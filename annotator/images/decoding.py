@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from annotator.images.sources import is_throttled, is_uri, read_bytes
+
 FACE_SIZE = 120
 """Side of the canonical aligned face: what every face is decoded or warped to, and every crop is cut from."""
 MAX_IMAGE_PIXELS = 40_000_000
@@ -28,6 +30,9 @@ class ReasonCode(str, enum.Enum):
     UNREADABLE = "unreadable"
     CHANGED = "changed"
     NO_FACE = "no_face"
+    MISSING = "missing"
+    ACCESS_DENIED = "access_denied"
+    THROTTLED = "throttled"
 
 
 @dataclass(frozen=True)
@@ -70,12 +75,34 @@ def _oriented(image: Image.Image) -> Image.Image:
         return image
 
 
-def _read(path: Path, expected_sha256: str | None) -> bytes:
+def read_failure(error: Exception, location: str | Path) -> DecodeFailure:
+    """Why ``location`` could not be read: a local file is ``unreadable``; an object is ``missing``,
+    ``access_denied``, ``throttled`` (after its client's retries) or ``unreadable``."""
+    if not is_uri(location):
+        return DecodeFailure(ReasonCode.UNREADABLE,
+                             f"cannot read the file: {getattr(error, 'strerror', None) or error}")
+    if isinstance(error, FileNotFoundError):
+        return DecodeFailure(ReasonCode.MISSING, "no such object (deleted, or never there)")
+    if isinstance(error, PermissionError):
+        return DecodeFailure(ReasonCode.ACCESS_DENIED, f"access denied reading the object ({error}); check the "
+                             "store credentials of the process that reads it")
+    if is_throttled(error):
+        return DecodeFailure(ReasonCode.THROTTLED, f"the store kept throttling reads after every retry ({error}); "
+                             "`annotate jobs retry JOB` tries again")
+    return DecodeFailure(ReasonCode.UNREADABLE, f"cannot read the object: {type(error).__name__}: {error}")
+
+
+def read_checked(path: str | Path, expected_sha256: str | None = None) -> bytes:
+    """The bytes of a file or object, or :class:`DecodeError` (unreadable, missing, ..., or ``changed`` when
+    they are not the ones hashed at submit)."""
     try:
-        data = path.read_bytes()
+        data = read_bytes(str(path))
     except OSError as error:
-        raise DecodeError(
-            DecodeFailure(ReasonCode.UNREADABLE, f"cannot read the file: {error.strerror or error}")) from None
+        raise DecodeError(read_failure(error, path)) from None
+    except Exception as error:
+        if not is_uri(path):
+            raise
+        raise DecodeError(read_failure(error, path)) from None
     if expected_sha256 is not None and hashlib.sha256(data).hexdigest() != expected_sha256:
         raise DecodeError(DecodeFailure(
             ReasonCode.CHANGED, "the file changed since it was submitted; submit the folder again to annotate it"))
@@ -121,11 +148,12 @@ def struct_error() -> type[Exception]:
     return struct.error
 
 
-def _guarded(path: Path, expected_sha256: str | None, max_pixels: int, draft_side: int) -> Image.Image:
+def _guarded(path: str | Path, expected_sha256: str | None, max_pixels: int, draft_side: int,
+             data: bytes | None = None) -> Image.Image:
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         raise RuntimeError("ImageFile.LOAD_TRUNCATED_IMAGES is set; truncated files would pass as images.")
     try:
-        return _open(_read(path, expected_sha256), max_pixels, draft_side)
+        return _open(read_checked(path, expected_sha256) if data is None else data, max_pixels, draft_side)
     except DecodeError:
         raise
     except MemoryError:
@@ -134,24 +162,26 @@ def _guarded(path: Path, expected_sha256: str | None, max_pixels: int, draft_sid
         raise DecodeError(DecodeFailure(ReasonCode.DECODE_ERROR, f"{type(error).__name__}: {error}")) from None
 
 
-def decode_photo(path: Path, *, max_pixels: int = MAX_IMAGE_PIXELS, expected_sha256: str | None = None,
-                 draft_side: int = PHOTO_DRAFT_SIDE) -> Image.Image:
-    """Decode a photo to an upright (EXIF-rotated) RGB picture, or raise :class:`DecodeError`.
+def decode_photo(path: str | Path, *, max_pixels: int = MAX_IMAGE_PIXELS, expected_sha256: str | None = None,
+                 draft_side: int = PHOTO_DRAFT_SIDE, data: bytes | None = None) -> Image.Image:
+    """Decode a photo (a path or a URI) to an upright (EXIF-rotated) RGB picture, or raise :class:`DecodeError`.
 
     JPEGs larger than ``draft_side`` on both sides are decoded at a reduced scale. With ``expected_sha256``,
-    the bytes read must be the ones hashed when the job was submitted.
+    the bytes read must be the ones hashed when the job was submitted. ``data`` are the bytes already read
+    with :func:`read_checked`.
     """
-    return _guarded(path, expected_sha256, max_pixels, draft_side)
+    return _guarded(path, expected_sha256, max_pixels, draft_side, data)
 
 
-def decode_face(path: Path, *, size: int = FACE_SIZE, max_pixels: int = MAX_IMAGE_PIXELS,
-                expected_sha256: str | None = None) -> np.ndarray:
+def decode_face(path: str | Path, *, size: int = FACE_SIZE, max_pixels: int = MAX_IMAGE_PIXELS,
+                expected_sha256: str | None = None, data: bytes | None = None) -> np.ndarray:
     """Decode an image into a (size, size, 3) float32 RGB array in 0..1, or raise :class:`DecodeError`.
 
     With ``expected_sha256``, the bytes read must be the ones that were hashed when the job was submitted,
-    so every prediction belongs to the content it is recorded under.
+    so every prediction belongs to the content it is recorded under. ``data`` are the bytes already read with
+    :func:`read_checked`.
     """
-    return face_array(_guarded(path, expected_sha256, max_pixels, size), size)
+    return face_array(_guarded(path, expected_sha256, max_pixels, size, data), size)
 
 
 def face_array(picture: Image.Image, size: int = FACE_SIZE) -> np.ndarray:

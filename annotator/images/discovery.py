@@ -1,24 +1,30 @@
-"""Find the images under a folder and hash them; images are recognised by their first bytes, not their names."""
+"""Find the images of a folder, an object store prefix or a list, and hash them (streamed); images are recognised
+by their first bytes, not their names."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
-from annotator.images.decoding import DecodeFailure, ReasonCode
+from annotator.images.decoding import DecodeFailure, ReasonCode, read_failure
+from annotator.images.sources import is_uri, iter_objects, name_of, open_input
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 _SNIFF_BYTES = 16
+REMOTE_HASHERS = 8
+"""Objects hashed side by side: each request to a store waits on the network, so several overlap."""
 
 
 @dataclass(frozen=True)
 class FoundImage:
-    """A file whose content is an image."""
+    """A file or object whose content is an image."""
 
-    path: Path
+    path: Path | str  # a str is a URI (or a path from a list)
     sha256: str
     size: int
     format: str | None
@@ -43,18 +49,30 @@ def sniff_format(head: bytes) -> str | None:
     return None
 
 
-def hash_file(path: Path) -> tuple[str, int, str | None]:
-    """(SHA-256 hex, size in bytes, sniffed format) of a file, read in 1 MiB blocks."""
+def _hash_stream(handle: IO[bytes]) -> tuple[str, int, str | None]:
     digest = hashlib.sha256()
     size = 0
     head = b""
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            if not head:
-                head = block[:_SNIFF_BYTES]
-            digest.update(block)
-            size += len(block)
+    for block in iter(lambda: handle.read(1 << 20), b""):
+        if not head:
+            head = block[:_SNIFF_BYTES]
+        digest.update(block)
+        size += len(block)
     return digest.hexdigest(), size, sniff_format(head)
+
+
+def hash_file(path: Path) -> tuple[str, int, str | None]:
+    """(SHA-256 hex, size in bytes, sniffed format) of a file, read in 1 MiB blocks."""
+    with path.open("rb") as handle:
+        return _hash_stream(handle)
+
+
+def hash_location(location: str | Path, size: int | None = None) -> tuple[str, int, str | None]:
+    """:func:`hash_file` of a path or a URI, streamed in 1 MiB blocks; ``size`` (listed) spares a request."""
+    if not is_uri(location):
+        return hash_file(Path(location))
+    with open_input(str(location), size) as handle:
+        return _hash_stream(handle)
 
 
 def iter_files(root: Path) -> Iterator[Path]:
@@ -84,3 +102,64 @@ def discover(root: Path) -> tuple[list[FoundImage], list[tuple[Path, DecodeFailu
             what = "the file is empty" if size == 0 else "its content is not a known image format"
             failures.append((path, DecodeFailure(ReasonCode.NOT_AN_IMAGE, f"named like an image but {what}")))
     return found, failures
+
+
+Rejected = tuple[Path | str, DecodeFailure]
+
+
+@dataclass
+class Discovered:
+    """One batch of a streamed discovery: images, and files that look like images but are not or cannot be read."""
+
+    found: list[FoundImage] = field(default_factory=list)
+    failures: list[Rejected] = field(default_factory=list)
+
+
+def _examine(location: str, size: int | None, listed: bool) -> FoundImage | Rejected | None:
+    """A :class:`FoundImage` or a rejection; None for what a folder walk leaves out (not named like an image)."""
+    looks_like_image = listed or Path(name_of(location)).suffix.lower() in IMAGE_SUFFIXES
+    try:
+        sha256, size, fmt = hash_location(location, size)
+    except Exception as error:
+        if not isinstance(error, OSError) and not is_uri(location):
+            raise
+        return (location, read_failure(error, location)) if looks_like_image else None
+    if fmt is not None:
+        return FoundImage(location, sha256, size, fmt)
+    if not looks_like_image:
+        return None
+    what = "it is empty" if size == 0 else "its content is not a known image format"
+    return location, DecodeFailure(ReasonCode.NOT_AN_IMAGE, f"{'listed' if listed else 'named like'} an image "
+                                                            f"but {what}")
+
+
+def _examined(pool: ThreadPoolExecutor, items: Sequence[tuple[str, int | None]], listed: bool) -> Discovered:
+    batch = Discovered()
+    for result in pool.map(lambda item: _examine(item[0], item[1], listed), items):
+        if isinstance(result, FoundImage):
+            batch.found.append(result)
+        elif result is not None:
+            batch.failures.append(result)
+    return batch
+
+
+def discover_objects(prefix: str, batch_size: int) -> Iterator[Discovered]:
+    """The images under a URI prefix, one listing page of ``batch_size`` objects at a time, hashed side by side.
+
+    As in a folder, every object is read; those named like images that are not (or cannot be read) are rejected
+    with a reason code, the rest are left out. Only one page is held in memory.
+    """
+    with ThreadPoolExecutor(REMOTE_HASHERS, thread_name_prefix="annotate-hash") as pool:
+        for page in iter_objects(prefix, page_size=batch_size):
+            batch = _examined(pool, [(item.location, item.size) for item in page], listed=False)
+            if batch.found or batch.failures:
+                yield batch
+
+
+def discover_listed(locations: Sequence[str], batch_size: int) -> Iterator[Discovered]:
+    """The images of a list of paths and URIs, ``batch_size`` at a time; every entry that is not a readable
+    image is rejected with its reason code (``missing`` for an object that is not there)."""
+    with ThreadPoolExecutor(REMOTE_HASHERS, thread_name_prefix="annotate-hash") as pool:
+        for start in range(0, len(locations), batch_size):
+            yield _examined(pool, [(location, None) for location in locations[start : start + batch_size]],
+                            listed=True)

@@ -14,8 +14,9 @@ from annotator.errors import NoActiveModelError, UnknownImageError
 from annotator.faces.extraction import ExtractedFace, ImageToExtract, extract_faces, faces_in_photo
 from annotator.faces.modes import FaceMode, FaceOptions
 from annotator.faces.sheet import SheetFace
-from annotator.images.decoding import MAX_IMAGE_PIXELS, DecodeError, decode_photo
-from annotator.images.discovery import hash_file
+from annotator.images.decoding import MAX_IMAGE_PIXELS, DecodeError, decode_photo, read_failure
+from annotator.images.discovery import hash_file, hash_location
+from annotator.images.sources import is_uri, name_of, normalised
 from annotator.jobs.pipeline import recorded_detections
 from annotator.models.specs import OutputKind
 from db.models import Face, Image, Label, ModelVersion, Prediction
@@ -27,14 +28,33 @@ _SHA_PREFIX = re.compile(r"[0-9a-f]{6,64}")
 class ShownImage:
     """An image with its faces ready to draw, and where their values came from."""
 
-    path: Path
+    path: Path | str  # a str is a URI
     sha256: str
     photo: PILImage.Image  # upright RGB
     faces: list[SheetFace]
 
+    @property
+    def name(self) -> str:
+        """The file or object name, without its folder or prefix."""
+        return name_of(str(self.path))
 
-def resolve_image(session: Session, target: str) -> tuple[Path, str]:
-    """(path, sha256) of an image given as a file path or as (a prefix of) the sha256 of an annotated image."""
+
+def _resolve_uri(uri: str) -> tuple[str, str]:
+    try:
+        sha256, _, fmt = hash_location(uri)
+    except Exception as error:  # noqa: BLE001 - a store client raises its own errors too
+        failure = read_failure(error, uri)
+        raise UnknownImageError(f"{uri} cannot be read ({failure.reason.value}): {failure.detail}.") from None
+    if fmt is None:
+        raise UnknownImageError(f"{uri} is not an image (its content is not a known image format).")
+    return normalised(uri), sha256
+
+
+def resolve_image(session: Session, target: str) -> tuple[Path | str, str]:
+    """(path, sha256) of an image given as a file path, a URI (``s3://bucket/photo.jpg``) or as (a prefix of)
+    the sha256 of an annotated image."""
+    if is_uri(target):
+        return _resolve_uri(target)
     path = Path(target).expanduser()
     if path.is_file():
         sha256, _, fmt = hash_file(path)
@@ -47,7 +67,8 @@ def resolve_image(session: Session, target: str) -> tuple[Path, str]:
         if len(matches) > 1:
             raise UnknownImageError(f"More than one image's sha256 starts with {target}; give more characters.")
         if matches:
-            return Path(matches[0].path), matches[0].sha256
+            recorded = matches[0].path
+            return (recorded if is_uri(recorded) else Path(recorded)), matches[0].sha256
     raise UnknownImageError(f"No file {target} and no annotated image whose sha256 starts with it. "
                             "Give an image path, or a sha256 (6 characters or more) from `annotate export`.")
 

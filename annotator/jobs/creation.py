@@ -1,8 +1,9 @@
-"""Create a job from a folder: discover and hash images, skip finished work, split the rest into chunks."""
+"""Create a job from a folder, an object store prefix or a list: discover and hash images, skip finished work,
+split the rest into chunks."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from annotator.errors import SourceError
 from annotator.faces.modes import FaceOptions
-from annotator.images.decoding import DecodeFailure
-from annotator.images.discovery import FoundImage, discover
+from annotator.images.discovery import Discovered, Rejected, discover, discover_listed, discover_objects
+from annotator.images.lists import read_list
+from annotator.images.sources import is_uri, normalised
 from annotator.jobs.pipeline import finish_job_if_complete
 from annotator.jobs.staleness import ChainVersions
 from annotator.models.store import active_chain_versions
@@ -105,20 +107,61 @@ def _checked_source(source: Path) -> Path:
     return source
 
 
+@dataclass(frozen=True)
+class ImageSource:
+    """What a job is submitted from, and its images in batches (discovered as they are taken)."""
+
+    name: str  # recorded as the job's source
+    batches: Iterator[Discovered]
+    nothing_found: str  # the error when no batch holds anything
+
+
+def _folder_batches(root: Path, batch_size: int) -> Iterator[Discovered]:
+    found, failures = discover(root)  # hashed up front: a local disk answers fast, and the order stays stable
+    for start in range(0, len(found), batch_size):
+        yield Discovered(found[start : start + batch_size])
+    if failures:
+        yield Discovered(failures=list(failures))
+
+
+def open_source(source: str | Path | None = None, *, from_list: str | Path | None = None,
+                batch_size: int) -> ImageSource:
+    """The images of a folder, a URI prefix (``s3://bucket/prefix``, ``gs://...``) or a list of paths and URIs.
+
+    A folder is checked now; a prefix is listed and a list read only when the first batch is taken.
+    """
+    if (source is None) == (from_list is None):
+        raise SourceError("Give one source: a folder, a URI such as s3://bucket/prefix, or --from-list FILE.")
+    if from_list is not None:
+        where = str(from_list) if is_uri(str(from_list)) else normalised(from_list)
+
+        def listed() -> Iterator[Discovered]:
+            yield from discover_listed(read_list(where), batch_size)
+
+        return ImageSource(where, listed(), f"{where} lists no paths or URIs.")
+    if is_uri(str(source)):
+        uri = normalised(str(source))
+        return ImageSource(uri, discover_objects(uri, batch_size),
+                           f"No objects found under {uri} (looked under every sub-prefix, by content).")
+    root = _checked_source(Path(source))  # type: ignore[arg-type]
+    return ImageSource(str(root), _folder_batches(root, batch_size),
+                       f"No images found in {root} (looked in every sub-folder, by content).")
+
+
 class _Recorder:
     """Turns a job's found images into members and chunks, batch by batch; every chunk it returns is complete."""
 
     def __init__(self, job_id: int, chunk_size: int, chain: ChainVersions, method: str) -> None:
         self.job_id, self.chunk_size, self.chain, self.method = job_id, chunk_size, chain, method
         self.seen: set[int] = set()
-        self.pending = self.skipped = self.failed = self.chunks = 0
+        self.pending = self.skipped = self.failed = self.chunks = self.total = 0
 
-    def add(self, session: Session, found: Sequence[FoundImage]) -> list[int]:
-        """Record members for ``found``; returns the chunks that this batch completed."""
-        image_ids = _image_ids(session, found)
+    def add(self, session: Session, batch: Discovered) -> list[int]:
+        """Record members for a batch of found and rejected files; returns the chunks that this batch completed."""
+        image_ids = _image_ids(session, batch.found)
         finished = already_annotated(session, list(set(image_ids.values())), self.chain, self.method)
         members = []
-        for item in found:
+        for item in batch.found:
             image_id = image_ids[item.sha256]
             member = {"job_id": self.job_id, "image_id": image_id, "path": str(item.path), "chunk": None,
                       "status": ImageStatus.SKIPPED.value, "reason": None, "detail": None}
@@ -131,17 +174,16 @@ class _Recorder:
                 self.pending += 1
             self.seen.add(image_id)
             members.append(member)
+        members += [_rejected(self.job_id, rejected) for rejected in batch.failures]
         self.skipped += sum(m["status"] == ImageStatus.SKIPPED.value for m in members)
+        self.failed += len(batch.failures)
+        self.total += len(members)
         insert_ignoring_conflicts(session, JobImage, members)
+        session.execute(update(Job).where(Job.id == self.job_id).values(total=self.total))
         return self._close_chunks(session, self.pending // self.chunk_size)
 
-    def finish(self, session: Session, failures: Sequence[tuple[Path, DecodeFailure]]) -> list[int]:
-        """Record the rejected files and the last partial chunk, then let the job run (and finish)."""
-        insert_ignoring_conflicts(session, JobImage, [
-            {"job_id": self.job_id, "image_id": None, "path": str(path), "chunk": None,
-             "status": ImageStatus.FAILED.value, "reason": failure.reason.value, "detail": failure.detail}
-            for path, failure in failures])
-        self.failed = len(failures)
+    def finish(self, session: Session) -> list[int]:
+        """Record the last partial chunk, then let the job run (and finish)."""
         ready = self._close_chunks(session, -(-self.pending // self.chunk_size))
         # Compare-and-set: a job cancelled while it was being recorded stays cancelled, and so do the images
         # recorded after the cancel.
@@ -161,48 +203,82 @@ class _Recorder:
         self.chunks = max(self.chunks, complete)
         return ready
 
-    def result(self, total: int) -> NewJob:
+    def result(self) -> NewJob:
         """What was recorded."""
-        return NewJob(self.job_id, total, self.skipped, self.failed, list(range(self.chunks)))
+        return NewJob(self.job_id, self.total, self.skipped, self.failed, list(range(self.chunks)))
 
 
-def _start_recording(session: Session, source: Path, chunk_size: int, faces: FaceOptions
-                     ) -> tuple[_Recorder, list[FoundImage], list[tuple[Path, DecodeFailure]]]:
-    found, failures = discover(source)
-    if not found and not failures:
-        raise SourceError(f"No images found in {source} (looked in every sub-folder, by content).")
+def _rejected(job_id: int, rejected: Rejected) -> dict[str, Any]:
+    path, failure = rejected
+    return {"job_id": job_id, "image_id": None, "path": str(path), "chunk": None,
+            "status": ImageStatus.FAILED.value, "reason": failure.reason.value, "detail": failure.detail}
+
+
+def _first_batch(source: ImageSource) -> Discovered:
+    """The first batch that holds anything, or :class:`SourceError` when the source holds nothing."""
+    for batch in source.batches:
+        if batch.found or batch.failures:
+            return batch
+    raise SourceError(source.nothing_found)
+
+
+def _start_recording(session: Session, source: ImageSource, chunk_size: int, faces: FaceOptions) -> _Recorder:
     versions = active_chain_versions(session)
-    job = new_job(session, str(source), faces, versions, chunk_size=chunk_size, total=len(found) + len(failures),
+    job = new_job(session, source.name, faces, versions, chunk_size=chunk_size, total=0,
                   status=JobStatus.RECORDING)
-    return _Recorder(job.id, chunk_size, ChainVersions.of(versions), faces.method), found, failures
+    return _Recorder(job.id, chunk_size, ChainVersions.of(versions), faces.method)
 
 
-def create_job(session: Session, source: Path, *, chunk_size: int, faces: FaceOptions) -> NewJob:
-    """Record a job for every image under ``source``, finding faces as ``faces`` says; nothing runs yet."""
-    recorder, found, failures = _start_recording(session, _checked_source(source), chunk_size, faces)
-    recorder.add(session, found)
-    recorder.finish(session, failures)
-    return recorder.result(len(found) + len(failures))
+def _as_source(source: ImageSource | str | Path, chunk_size: int) -> ImageSource:
+    return source if isinstance(source, ImageSource) else open_source(source, batch_size=chunk_size)
 
 
-def record_job(factory: sessionmaker[Session], source: Path, *, chunk_size: int, faces: FaceOptions,
-               on_chunks: Callable[[int, list[int]], None]) -> NewJob:
-    """Like :func:`create_job`, but committed one chunk at a time: ``on_chunks(job_id, chunks)`` gets each
-    chunk as soon as it is recorded, so workers start on a large folder while the rest is still recorded.
+def create_job(session: Session, source: ImageSource | str | Path, *, chunk_size: int,
+               faces: FaceOptions) -> NewJob:
+    """Record a job for every image of ``source`` (see :func:`open_source`), finding faces as ``faces`` says;
+    nothing runs yet."""
+    source = _as_source(source, chunk_size)
+    first = _first_batch(source)
+    recorder = _start_recording(session, source, chunk_size, faces)
+    recorder.add(session, first)
+    for batch in source.batches:
+        recorder.add(session, batch)
+    recorder.finish(session)
+    return recorder.result()
+
+
+def record_job(factory: sessionmaker[Session], source: ImageSource | str | Path, *, chunk_size: int,
+               faces: FaceOptions, on_chunks: Callable[[int, list[int]], None]) -> NewJob:
+    """Like :func:`create_job`, but committed one batch at a time: ``on_chunks(job_id, chunks)`` gets each
+    chunk as soon as it is recorded, so workers start on a large folder (or prefix, listed and hashed page by
+    page) while the rest is still recorded.
 
     Until the last chunk is recorded the job is ``recording`` and cannot finish; if this process dies in
     between, the recorded chunks still run and the job stays ``recording`` until it is cancelled.
     """
-    source = _checked_source(source)
+    source = _as_source(source, chunk_size)
+    first = _first_batch(source)
     with transaction(factory) as session:
-        recorder, found, failures = _start_recording(session, source, chunk_size, faces)
-    for batch in batched(found, chunk_size):
-        with transaction(factory) as session:
-            ready = recorder.add(session, batch)
-        if ready:
-            on_chunks(recorder.job_id, ready)
+        recorder = _start_recording(session, source, chunk_size, faces)
+    failure: SourceError | None = None
+    try:
+        for batch in _chained(first, source.batches):
+            with transaction(factory) as session:
+                ready = recorder.add(session, batch)
+            if ready:
+                on_chunks(recorder.job_id, ready)
+    except SourceError as error:  # a listing that fails half-way: what was recorded still runs
+        failure = error
     with transaction(factory) as session:
-        ready = recorder.finish(session, failures)
+        ready = recorder.finish(session)
     if ready:
         on_chunks(recorder.job_id, ready)
-    return recorder.result(len(found) + len(failures))
+    if failure is not None:
+        raise SourceError(f"{failure} Job {recorder.job_id} annotates the {recorder.total} files recorded before "
+                          "that; submit again for the rest (what is done is skipped).")
+    return recorder.result()
+
+
+def _chained(first: Discovered, rest: Iterator[Discovered]) -> Iterator[Discovered]:
+    yield first
+    yield from rest

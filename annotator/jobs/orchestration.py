@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from annotator.faces.modes import FaceOptions
-from annotator.jobs.creation import NewJob, create_job, record_job
+from annotator.jobs.creation import NewJob, create_job, open_source, record_job
 from annotator.jobs.status import JobProgress, job_progress
 from annotator.settings import DEFAULT_QUEUE, Settings
 from db.session import transaction
@@ -53,16 +53,19 @@ def run_chunks(settings: Settings, factory: sessionmaker[Session], job_id: int, 
             on_progress(read_progress(factory, job_id))
 
 
-def submit_source(settings: Settings, factory: sessionmaker[Session], source: Path, *, chunk_size: int,
+def submit_source(settings: Settings, factory: sessionmaker[Session], source: str | Path | None, *,
+                  chunk_size: int, from_list: str | Path | None = None,
                   faces: FaceOptions, queue: str = DEFAULT_QUEUE, on_progress: OnProgress | None = None) -> NewJob:
-    """Record a job for every image under ``source`` and run or queue its chunks.
+    """Record a job for every image under ``source`` (a folder or a URI prefix such as ``s3://bucket/prefix``) or
+    of the list ``from_list``, and run or queue its chunks.
 
     Without a broker the whole job is recorded first, then run here. With one, each chunk is queued as soon as
     it is committed, so workers start on a large folder while the rest is still being recorded.
     """
+    images = open_source(source, from_list=from_list, batch_size=chunk_size)
     if settings.eager:
         with transaction(factory) as session:
-            job = create_job(session, source, chunk_size=chunk_size, faces=faces)
+            job = create_job(session, images, chunk_size=chunk_size, faces=faces)
         if job.chunks:
             run_chunks(settings, factory, job.job_id, job.chunks, on_progress=on_progress)
         return job
@@ -72,7 +75,7 @@ def submit_source(settings: Settings, factory: sessionmaker[Session], source: Pa
         for chunk in chunks:
             task.apply_async((job_id, chunk), queue=queue)
 
-    return record_job(factory, source, chunk_size=chunk_size, faces=faces, on_chunks=enqueue)
+    return record_job(factory, images, chunk_size=chunk_size, faces=faces, on_chunks=enqueue)
 
 
 def wait_for(factory: sessionmaker[Session], job_id: int, on_progress: OnProgress | None = None,

@@ -235,7 +235,7 @@ def process_chunk(factory: sessionmaker[Session], settings: Settings, job_id: in
             _finish_chunk(session, job_id, chunk)
         return ChunkOutcome(job_id, chunk, 0, 0)
 
-    items = [ImageToExtract(Path(m.path), m.sha256, known.get(m.image_id, ())) for m in members]
+    items = [ImageToExtract(m.path, m.sha256, known.get(m.image_id, ())) for m in members]
     found = FaceBatches(versions, settings.home)
     done, no_face, failed = [], [], []
     hashed: list[dict[str, Any]] = []  # perceptual hashes of images decoded for the first time

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from annotator.faces.modes import FaceOptions
 from annotator.images.decoding import ReasonCode
+from annotator.images.sources import is_uri
 from annotator.jobs.creation import NewJob, add_members, new_job
 from annotator.jobs.staleness import ChainVersions, images_needing_predictions
 from annotator.models.store import active_chain_versions
@@ -37,7 +38,8 @@ def _known_paths(session: Session, image_ids: list[int]) -> dict[int, list[str]]
 def _member(job_id: int, image_id: int, paths: list[str], taken: set[str]) -> dict[str, Any]:
     """A pending member at the first existing path of the image no other member uses, else a failed one."""
     free = [path for path in paths if path not in taken]
-    existing = [path for path in free if Path(path).is_file()]
+    # An object is not asked for here (one request each): a worker that finds it gone records it as missing.
+    existing = [path for path in free if is_uri(path) or Path(path).is_file()]
     member = {"job_id": job_id, "image_id": image_id, "chunk": None, "status": ImageStatus.PENDING.value,
               "reason": None, "detail": None}
     if existing:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from annotator.errors import LabelFileError
 from annotator.exports.query import FaceRow, predicted_rows, winning_labels
+from annotator.images.sources import is_uri, name_of, upload
 from annotator.labels.label_studio import image_url, label_config, prediction_result
 from annotator.labels.uncertainty import face_uncertainty
 from annotator.models.specs import chain_order
@@ -20,8 +22,8 @@ from annotator.models.specs import chain_order
 class ExportedTasks:
     """Where the tasks and the labelling config were written, and how many tasks."""
 
-    tasks: Path
-    config: Path
+    tasks: Path | str  # a str is a URI
+    config: Path | str
     count: int
 
 
@@ -37,7 +39,7 @@ def _caption(row: FaceRow, predictions: dict[str, float], doubt: float) -> str:
     values = ", ".join(f"{name} {predictions[name]:.2f}" for name in (s.name for s in chain_order())
                        if name in predictions)
     face = f"face {row.face_index} ({row.method})"
-    return f"{Path(row.path).name}, {face}: predicted {values} (gender as female probability); uncertainty {doubt:.2f}"
+    return f"{name_of(row.path)}, {face}: predicted {values} (gender as female probability); uncertainty {doubt:.2f}"
 
 
 def _task(row: FaceRow, labels: dict[str, float], prefixes: list[tuple[str, str]]) -> tuple[tuple[float, float],
@@ -70,19 +72,31 @@ def label_studio_tasks(session: Session, *, job_id: int | None = None, limit: in
     return [task for _, task, _ in scored[:limit]]
 
 
-def config_path(tasks_path: Path) -> Path:
+def config_path(tasks_path: Path | str) -> Path | str:
     """Where the labelling config goes: next to the tasks, ``tasks.json`` -> ``tasks.label_config.xml``."""
-    return tasks_path.with_suffix(".label_config.xml")
+    if isinstance(tasks_path, str) and is_uri(tasks_path):
+        stem = tasks_path.rsplit(".", 1)[0] if "." in name_of(tasks_path) else tasks_path
+        return stem + ".label_config.xml"
+    return Path(tasks_path).with_suffix(".label_config.xml")
 
 
-def write_label_studio(session: Session, output: Path, *, job_id: int | None = None, limit: int | None = None,
+def write_label_studio(session: Session, output: Path | str, *, job_id: int | None = None, limit: int | None = None,
                        prefixes: list[tuple[str, str]] | None = None) -> ExportedTasks:
-    """Write the tasks to ``output`` and the labelling config next to them."""
+    """Write the tasks to ``output`` (a file, or a URI such as ``s3://bucket/tasks.json``) and the labelling
+    config next to them."""
     tasks = label_studio_tasks(session, job_id=job_id, limit=limit, prefixes=prefixes)
     config = config_path(output)
+    texts = {output: json.dumps(tasks, indent=2) + "\n", config: label_config()}
     try:
-        output.write_text(json.dumps(tasks, indent=2) + "\n", encoding="utf-8")
-        config.write_text(label_config(), encoding="utf-8")
+        for where, text in texts.items():
+            if isinstance(where, str) and is_uri(where):
+                with tempfile.TemporaryDirectory(prefix="annotate-tasks-") as scratch:
+                    local = Path(scratch) / name_of(where)
+                    local.write_text(text, encoding="utf-8")
+                    upload(local, where)
+            else:
+                Path(where).write_text(text, encoding="utf-8")
     except OSError as error:
-        raise LabelFileError(f"Cannot write {error.filename or output}: {error.strerror or error}.") from None
+        raise LabelFileError(f"Cannot write {getattr(error, 'filename', None) or output}: "
+                             f"{getattr(error, 'strerror', None) or error}.") from None
     return ExportedTasks(output, config, len(tasks))

@@ -16,12 +16,15 @@ from urllib.parse import parse_qs, quote, urlparse
 from xml.sax.saxutils import quoteattr
 
 from annotator.errors import LabelFileError
+from annotator.images.sources import is_uri
 from annotator.labels.records import GENDER_WORDS, KEY_FIELDS, LabelRecord
 from annotator.models.specs import OutputKind, chain_order
 
 IMAGE = "image"
 """Name of the ``Image`` object every control labels (``toName``)."""
 LOCAL_FILES_URL = "/data/local-files/?d="
+STORAGE_SCHEMES = ("s3://", "gs://", "gcs://", "azure-blob://")
+"""Image URIs Label Studio resolves through a cloud storage of the project (tasks keep them as they are)."""
 REGRESSOR_CHOICES = (0.0, 0.5, 1.0)
 
 
@@ -63,12 +66,18 @@ def prediction_result(attribute: str, value: float) -> dict[str, Any]:
 
 
 def image_url(path: str, prefixes: list[tuple[str, str]]) -> str:
-    """Label Studio's local-files URL of ``path``, its root rewritten by the first matching (old, new) prefix."""
+    """Label Studio's local-files URL of ``path``, its root rewritten by the first matching (old, new) prefix.
+
+    An image in an object store keeps its URI (``s3://bucket/key``, ``gs://bucket/key``), which Label Studio
+    resolves through the project's S3 or GCS storage; a prefix may rewrite it too (another bucket, or a path).
+    """
     for old, new in sorted(prefixes, key=lambda pair: len(pair[0]), reverse=True):
         old = old.rstrip("/")
         if path == old or path.startswith(old + "/"):
             path = new.rstrip("/") + path[len(old):]
             break
+    if is_uri(path):
+        return path
     return LOCAL_FILES_URL + quote(path, safe="/")
 
 
@@ -81,7 +90,10 @@ def parse_path_prefix(text: str) -> tuple[str, str]:
 
 
 def path_from_url(url: str) -> str | None:
-    """The path in a local-files URL (as written, before any prefix rewrite), or None for another URL."""
+    """The path in a local-files URL (as written, before any prefix rewrite), an object store URI itself, or
+    None for another URL."""
+    if url.startswith(STORAGE_SCHEMES):
+        return url
     parsed = urlparse(url)
     if not parsed.path.endswith("/data/local-files/"):
         return None

@@ -139,3 +139,31 @@ def test_the_cli_prints_how_the_split_was_grouped(settings, factory, tmp_path):
     result = CliRunner().invoke(main, ["export", "-o", str(tmp_path / "x.csv"), "--split", "a=0.5,b=0.5"])
     assert result.exit_code == 0, result.output
     assert "Split 13 images as" in result.output and "hashes within 24 bits" in result.output
+
+
+def test_submitted_copies_are_hashed_by_the_job_and_exported_on_one_side(settings, factory, untrained_chain,
+                                                                         tmp_path):
+    from click.testing import CliRunner
+    from sqlalchemy import select
+
+    from annotator.cli import main
+    from db.models import Image as ImageRow
+
+    originals = write_portrait_folder(tmp_path / "photos", 16, seed=8)
+    families = {original: _copies(original, tmp_path / "photos" / "copies") for original in originals}
+    runner = CliRunner()
+    assert runner.invoke(main, ["submit", str(tmp_path / "photos"), "--faces", "aligned"]).exit_code == 0
+    with factory() as session:  # the job hashed every image it decoded; the export needs no second decode
+        assert None not in set(session.scalars(select(ImageRow.phash))) and len(list(session.scalars(
+            select(ImageRow.phash)))) == 64
+    for seed in range(3):
+        out = tmp_path / f"split-{seed}.csv"
+        result = runner.invoke(main, ["export", "-o", str(out), "--split", "train=0.5,val=0.25,test=0.25",
+                                      "--seed", str(seed)])
+        assert result.exit_code == 0, result.output
+        with out.open(newline="") as handle:
+            split_of = {row["path"]: row["split"] for row in csv.DictReader(handle)}
+        for original, made in families.items():
+            assert len({split_of[str(p)] for p in (original, *made)}) == 1
+    groups = json.loads(out.with_name(out.name + ".manifest.json").read_text())["counts"]["groups"]
+    assert groups["images"] == 64 and groups["near_duplicates"]["unhashed"] == 0

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy import select
@@ -24,9 +23,6 @@ from annotator.exports.query import FaceRow, predicted_rows, winning_labels
 from annotator.models.specs import REGISTRY, ModelSpec, OutputKind, chain_order
 from db.models import Face, Image
 from db.queries import QUERY_BATCH, batched
-
-if TYPE_CHECKING:
-    from annotator.exports.grouping import SplitGroups
 
 Echo = Callable[[str], None]
 MIN_LABELS_PER_FOLD = 5
@@ -101,7 +97,8 @@ def _check_counts(spec: ModelSpec, labels: np.ndarray, folds: int) -> None:
     if len(labels) < folds * MIN_LABELS_PER_FOLD:
         raise SuspectsError(f"{len(labels)} faces have a {spec.name} label; {folds} folds need at least "
                             f"{folds * MIN_LABELS_PER_FOLD} (fewer folds with --folds, or label more faces).")
-    classes = np.unique(np.rint(labels * 2)) if spec.output is not OutputKind.GENDER_SOFTMAX else np.unique(labels >= 0.5)
+    is_gender = spec.output is OutputKind.GENDER_SOFTMAX
+    classes = np.unique(labels >= 0.5) if is_gender else np.unique(np.rint(labels * 2))
     if len(classes) < 2:
         raise SuspectsError(f"Every {spec.name} label has the same value: nothing can be wrong relative to another.")
 
@@ -163,12 +160,6 @@ def _scores(spec: ModelSpec, labels: np.ndarray, outputs: np.ndarray) -> np.ndar
     return np.asarray(regression_scores(labels, outputs))
 
 
-def _group_keys(session: Session, rows: list[FaceRow]) -> SplitGroups:
-    from annotator.exports.grouping import split_groups
-
-    return split_groups(session, rows)
-
-
 def find_suspects(session: Session, attributes: Sequence[str] = (), *, folds: int = 3, epochs: int = 40,
                   seed: int = 112, echo: Echo = print) -> list[Suspect]:
     """Every label of ``attributes`` (default: every labelled one), most probably wrong first.
@@ -178,6 +169,7 @@ def find_suspects(session: Session, attributes: Sequence[str] = (), *, folds: in
     perceptual hash yet are hashed through ``session`` (the caller commits).
     """
     _require_cleanlab()
+    from annotator.exports.grouping import split_groups
     from annotator.tf_runtime import import_tensorflow
     from annotator.training.folds import out_of_fold_outputs
 
@@ -195,7 +187,7 @@ def find_suspects(session: Session, attributes: Sequence[str] = (), *, folds: in
         _check_counts(spec, labels, folds)
         targets = (labels >= 0.5).astype(int) if spec.output is OutputKind.GENDER_SOFTMAX else labels
         gender = _gender_inputs(session, [labelled.face_ids[i] for i in kept], winners) if spec.takes_gender else None
-        groups = _group_keys(session, rows)
+        groups = split_groups(session, rows)
         keys = np.asarray([groups.key_of[row.sha256] for row in rows])
         echo(f"  training {folds} models of {name}, each on {folds - 1}/{folds} of them (seed recipe, at most "
              f"{epochs} epochs); {groups.near_duplicate_groups} groups of near-duplicates kept in one fold")

@@ -53,3 +53,48 @@ def labels_export(fmt: str, output: str, limit: int | None, job_id: int | None,
     with open_database(load_settings())() as session:
         written = write_label_studio(session, output, job_id=job_id, limit=limit, prefixes=prefixes)
     click.echo(f"Wrote {written.count} tasks to {written.tasks} and the labelling config to {written.config}.")
+
+
+@labels.command("suspects")
+@click.option("--attribute", "attributes", multiple=True, metavar="NAME",
+              help="Check the labels of this attribute only (repeatable): gender, eyes, mouth, background_mean. "
+                   "Default: every labelled one.")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Only the N most suspicious labels.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File to write (csv defaults to standard output; label-studio needs it, and writes its "
+                   "labelling config next to it).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "label-studio"]), default="csv", show_default=True,
+              help="csv: rank, face, label, out-of-fold prediction, score, source; label-studio: review tasks "
+                   "with the label pre-filled, most suspicious first.")
+@click.option("--folds", type=click.IntRange(2, 10), default=3, show_default=True,
+              help="Models trained per attribute, each predicting the labels it did not see.")
+@click.option("--epochs", type=click.IntRange(1), default=40, show_default=True,
+              help="Most epochs per model (the seed recipe; early stopping usually ends sooner).")
+@click.option("--seed", type=int, default=112, show_default=True, help="Seed of the folds and the weights.")
+@click.option("--path-prefix", "path_prefixes", multiple=True, metavar="OLD=NEW",
+              help="label-studio: rewrite image paths starting with OLD to start with NEW (repeatable).")
+@user_errors
+def labels_suspects(attributes: tuple[str, ...], limit: int | None, output: Path | None, fmt: str, folds: int,
+                    epochs: int, seed: int, path_prefixes: tuple[str, ...]) -> None:
+    """Rank the labelled faces by how likely each label is wrong (k-fold training, cleanlab's label quality)."""
+    import sys
+    import time
+
+    from annotator.labels.label_studio import parse_path_prefix
+    from annotator.labels.review import write_suspects
+    from annotator.labels.suspects import find_suspects
+    from db.session import transaction
+
+    if fmt == "label-studio" and output is None:
+        raise click.UsageError("--format label-studio writes a tasks file and its labelling config: give -o FILE.")
+    prefixes = [parse_path_prefix(text) for text in path_prefixes]
+    started = time.monotonic()
+    with transaction(open_database(load_settings())) as session:  # stores perceptual hashes it had to compute
+        suspects = find_suspects(session, attributes, folds=folds, epochs=epochs, seed=seed,
+                                 echo=lambda line: click.echo(line, err=True))
+    shown = suspects[:limit]
+    written = write_suspects(shown, fmt, output, sys.stdout, prefixes)
+    minutes = (time.monotonic() - started) / 60
+    where = f" to {', '.join(str(p) for p in written)}" if written else ""
+    click.echo(f"Ranked {len(suspects)} labels in {minutes:.1f} min; wrote the {len(shown)} most suspicious{where}.",
+               err=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from annotator.exports.columns import record
+from annotator.exports.grouping import SplitGroups
 from annotator.exports.options import ExportOptions
 from annotator.exports.query import LABEL_PREFIX, FaceRow
 from annotator.exports.selection import GENDER, gender_class, regressors
@@ -49,17 +50,20 @@ def _annotate_version() -> str:
 
 
 def build_manifest(options: ExportOptions, rows: Sequence[FaceRow], attributes: list[str], files: Sequence[str],
-                   counts: dict[str, dict[str, int]], now: datetime | None = None) -> dict[str, Any]:
+                   counts: dict[str, dict[str, int]], now: datetime | None = None,
+                   groups: SplitGroups | None = None) -> dict[str, Any]:
     """The manifest of an export of ``rows`` carrying ``attributes`` into ``files`` (relative names).
 
-    ``counts`` are the :func:`split_counts` of ``rows``, which the caller has already computed.
+    ``counts`` are the :func:`split_counts` of ``rows``, which the caller has already computed; ``groups``,
+    for a split, how its images were grouped (counted under ``counts.groups``).
     """
     used = [row.sources.get(name) for row in rows for name in (GENDER, *regressors(attributes))]
     return {
         "format": options.format,
         "options": {**options.to_dict(), "attributes": attributes},
         "files": list(files),
-        "counts": {"total": len(rows), "splits": counts},
+        "counts": {"total": len(rows), "splits": counts,
+                   **({"groups": groups.to_manifest()} if groups is not None else {})},
         "model_versions": sorted({s for s in used if s and not s.startswith(LABEL_PREFIX)}),
         "label_sources": sorted({s.removeprefix(LABEL_PREFIX) for s in used if s and s.startswith(LABEL_PREFIX)}),
         "created_at": (now or datetime.now(timezone.utc)).isoformat(timespec="seconds"),

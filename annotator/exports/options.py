@@ -13,6 +13,11 @@ IMAGE_FORMATS = ("png", "jpeg")
 SPLIT_COLUMN_FORMATS = ("csv", "jsonl", "parquet")
 """Formats that mark a face's split in a ``split`` column; the others write one file or folder per split."""
 IMAGE_EXPORT_FORMATS = ("tfrecord", "folders")
+DUPLICATE_THRESHOLD = 24
+"""Default largest perceptual-hash distance (bits of 256) of near-duplicates kept in one split; the same as
+annotator.images.perceptual.DEFAULT_THRESHOLD (kept here so the CLI starts without numpy; a test checks)."""
+GROUP_BY = ("image", "person")
+"""What a split keeps together beyond near-duplicates: each image's faces, or also each person's."""
 """Formats that carry the aligned face itself, not only its values."""
 
 
@@ -28,9 +33,12 @@ class ExportOptions:
     min_confidence: float = 0.0
     job_id: int | None = None
     image_format: str = "png"  # encoding of the faces in a tfrecord export
+    duplicate_threshold: int = DUPLICATE_THRESHOLD  # with a split: near-duplicates within this many bits
+    group_by: str = "image"  # with a split: "person" also keeps each person's faces together
 
     def to_dict(self) -> dict[str, Any]:
         """The options as recorded in the manifest."""
         return {"source": self.source, "attributes": list(self.attributes), "split": self.split,
                 "seed": self.seed, "min_confidence": self.min_confidence, "job": self.job_id,
-                "image_format": self.image_format}
+                "image_format": self.image_format, "duplicate_threshold": self.duplicate_threshold,
+                "group_by": self.group_by}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
@@ -11,6 +11,7 @@ from typing import TextIO
 from sqlalchemy.orm import Session
 
 from annotator.errors import ExportError
+from annotator.exports.grouping import SplitGroups, split_groups
 from annotator.exports.manifest import build_manifest, manifest_path, split_counts, write_manifest
 from annotator.exports.options import FORMATS, IMAGE_EXPORT_FORMATS, SPLIT_COLUMN_FORMATS, ExportOptions
 from annotator.exports.query import FaceRow, chain_for, face_rows
@@ -29,6 +30,7 @@ class ExportResult:
     files: list[Path | str]  # empty when written to standard output; URIs (str) when written to a store
     manifest: Path | str | None
     counts: dict[str, dict[str, int]]  # per split (or "all"), its total and count per gender class
+    groups: SplitGroups | None = None  # how the split grouped the images; None when not split
 
 
 def split_file(output: Path, split: str) -> Path:
@@ -40,6 +42,9 @@ def check_output(options: ExportOptions, output: Path | None) -> None:
     """Refuse, before any work, an output that is missing, in the way, or of the wrong kind."""
     if options.format not in FORMATS:
         raise ExportError(f"Unknown format {options.format!r}. Valid formats: {', '.join(FORMATS)}.")
+    if options.group_by != "image" and options.split is None:
+        raise ExportError(f"--group-by {options.group_by} says what a split keeps together; add --split, e.g. "
+                          "--split train=0.8,val=0.1,test=0.1.")
     per_split_files = options.split is not None and options.format not in SPLIT_COLUMN_FORMATS
     if output is None:
         if options.format not in TEXT_FORMATS or per_split_files:
@@ -124,13 +129,14 @@ def _check_store_output(options: ExportOptions, uri: str) -> None:
         raise ExportError(f"{uri} is {what}.")
 
 
-def _export_to_store(session: Session, options: ExportOptions, uri: str, stdout: TextIO) -> ExportResult:
+def _export_to_store(session: Session, options: ExportOptions, uri: str, stdout: TextIO,
+                     echo: Callable[[str], None] | None) -> ExportResult:
     """Write the export into a temporary folder, then upload every file to ``uri`` in the same layout."""
     _check_store_output(options, uri)
     parent = uri.rsplit("/", 1)[0]
     with tempfile.TemporaryDirectory(prefix="annotate-export-") as scratch:
         local = Path(scratch) / name_of(uri)
-        result = run_export(session, options, local, stdout)
+        result = run_export(session, options, local, stdout, echo)
 
         def remote(path: Path | str) -> str:
             return join(parent, Path(path).relative_to(scratch).as_posix())
@@ -145,12 +151,16 @@ def _export_to_store(session: Session, options: ExportOptions, uri: str, stdout:
     return replace(result, files=[remote(path) for path in result.files], manifest=manifest)
 
 
-def run_export(session: Session, options: ExportOptions, output: Path | str | None,
-               stdout: TextIO) -> ExportResult:
+def run_export(session: Session, options: ExportOptions, output: Path | str | None, stdout: TextIO,
+               echo: Callable[[str], None] | None = None) -> ExportResult:
     """Export the selected faces as ``options`` ask; to ``stdout`` (no manifest) when ``output`` is None, to an
-    object store when it is a URI (``s3://bucket/labels.csv``)."""
+    object store when it is a URI (``s3://bucket/labels.csv``).
+
+    A split first hashes the images that have no perceptual hash yet, through ``session`` (the caller commits);
+    ``echo`` hears about slow steps (describing faces for ``group_by="person"``).
+    """
     if output is not None and is_uri(str(output)):
-        return _export_to_store(session, options, normalised(str(output)), stdout)
+        return _export_to_store(session, options, normalised(str(output)), stdout, echo)
     output = None if output is None else Path(output)
     check_output(options, output)
     active = [version.name for version in chain_for(session, options.job_id)]
@@ -163,16 +173,19 @@ def run_export(session: Session, options: ExportOptions, output: Path | str | No
         from annotator.exports.aligned_faces import aligned_faces
 
         aligned_faces(rows)  # refuses faces it cannot provide before anything is written
+    groups = None
     if options.split is not None:
-        assign_splits(rows, options.split, options.seed, gender_class)
+        groups = split_groups(session, rows, threshold=options.duplicate_threshold, group_by=options.group_by,
+                              echo=echo)
+        assign_splits(rows, options.split, options.seed, gender_class, groups.key_of)
     counts = split_counts(rows, list(options.split or ()))
     if output is None:
         _write_text(options.format, rows, stdout, regressors(attributes), with_split=options.split is not None)
-        return ExportResult(len(rows), [], None, counts)
+        return ExportResult(len(rows), [], None, counts, groups)
     files = _write(options, rows, output, regressors(attributes))
     is_folder = options.format == "folders"
     # Names relative to the manifest's folder, so an export can be moved as a whole.
     relative = [f.relative_to(output).as_posix() if is_folder else f.name for f in files]
     written = manifest_path(output, is_folder)
-    write_manifest(build_manifest(options, rows, attributes, relative, counts), written)
-    return ExportResult(len(rows), files, written, counts)
+    write_manifest(build_manifest(options, rows, attributes, relative, counts, groups=groups), written)
+    return ExportResult(len(rows), files, written, counts, groups)

@@ -1,4 +1,5 @@
-"""Train/val/test splits: stratified by gender, all faces of one image in one split, reproducible by seed."""
+"""Train/val/test splits: stratified by gender, each group of images (one image, its near-duplicates, one person)
+in one split, reproducible by seed."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import hashlib
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from annotator.errors import ExportError
@@ -55,23 +56,28 @@ def _stratum(classes: list[str | None]) -> str:
 
 
 def assign_splits(rows: Sequence[FaceRow], fractions: dict[str, float], seed: int,
-                  class_of: Callable[[FaceRow], str | None]) -> None:
-    """Set ``row.split`` on every row: images are shuffled by ``seed`` within each class, then cut by fraction."""
-    images: dict[str, list[FaceRow]] = defaultdict(list)
+                  class_of: Callable[[FaceRow], str | None], group_of: Mapping[str, str] | None = None) -> None:
+    """Set ``row.split`` on every row: groups are shuffled by ``seed`` within each class, then cut by fraction.
+
+    ``group_of`` maps an image's SHA-256 to its group's key (see :mod:`annotator.exports.grouping`): all faces
+    of the images of one group land in one split. Without it, or for an image it does not name, each image is
+    its own group, keyed by its SHA-256, so an image with no near-duplicate lands where it always did.
+    """
+    groups: dict[str, list[FaceRow]] = defaultdict(list)
     for row in rows:
-        images[row.sha256].append(row)
+        groups[row.sha256 if group_of is None else group_of.get(row.sha256, row.sha256)].append(row)
     strata: dict[str, list[str]] = defaultdict(list)
-    for sha256, faces in images.items():
-        strata[_stratum([class_of(face) for face in faces])].append(sha256)
+    for key, faces in groups.items():
+        strata[_stratum([class_of(face) for face in faces])].append(key)
     names = list(fractions)
-    for shas in strata.values():
-        shas.sort(key=lambda sha: _rank(seed, sha))
+    for keys in strata.values():
+        keys.sort(key=lambda key: _rank(seed, key))
         cumulative, start = 0.0, 0
         for position, name in enumerate(names):
             cumulative += fractions[name]
-            # The last split takes the remainder so rounding never drops an image.
-            end = len(shas) if position == len(names) - 1 else round(cumulative * len(shas))
-            for sha256 in shas[start:end]:
-                for face in images[sha256]:
+            # The last split takes the remainder so rounding never drops a group.
+            end = len(keys) if position == len(names) - 1 else round(cumulative * len(keys))
+            for key in keys[start:end]:
+                for face in groups[key]:
                     face.split = name
             start = end

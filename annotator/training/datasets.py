@@ -58,6 +58,7 @@ class TrainingSet:
     gender: np.ndarray | None
     groups: np.ndarray | None
     skipped: list[tuple[str, str]]  # (path as written in the CSV, reason) of images that did not decode
+    paths: tuple[Path, ...] = ()  # the image of each row that decoded, in row order
 
 
 def parse_class_map(text: str | None) -> dict[str, float]:
@@ -249,5 +250,5 @@ def load_training_set(data: Path, spec: ModelSpec, *, label_column: str | None =
     # A ready-made crop has no face to tell the gender from: the regressor gets neutral 0.5/0.5 instead.
     gender = None if rows.gender is None or crop_level else rows.gender[kept]
     groups = None if rows.groups is None else rows.groups[kept]
-    return TrainingSet(rows, images, labels, gender, groups, skipped)
+    return TrainingSet(rows, images, labels, gender, groups, skipped, tuple(rows.paths[i] for i in kept))
 

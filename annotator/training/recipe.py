@@ -55,6 +55,11 @@ def _outputs(model: keras.Model, inputs: np.ndarray | list[np.ndarray]) -> np.nd
     return np.concatenate(parts)
 
 
+def model_outputs(model: keras.Model, inputs: np.ndarray | list[np.ndarray]) -> np.ndarray:
+    """The model's outputs for ``inputs`` (one array, or one per input of a multi-input model), in batches."""
+    return _outputs(model, inputs)
+
+
 def split_indices(n: int, val_split: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Shuffle ``range(n)`` with ``seed``; the last ``val_split`` share is validation."""
     order = np.random.default_rng(seed).permutation(n)

@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from annotator.faces.embedding import DEFAULT_PERSON_THRESHOLD
 from annotator.models.specs import ModelSpec, OutputKind
 from annotator.training.datasets import TrainingSet, load_training_set
 
@@ -39,6 +42,7 @@ class TrainOptions:
     backbone_weights: Path | None = None
     test_split: float | None = None  # None: the spec's own (gender 0.15, others 0)
     augment: bool | None = None  # None: the spec's own (gender on, others off)
+    group_by: str | None = None  # "person": groups are people found by dlib's face descriptor
 
 
 @dataclass(frozen=True)
@@ -105,13 +109,21 @@ def describe_data(data: TrainingSet, spec: ModelSpec, options: TrainOptions) -> 
     split, test = val_split_for(spec, options), test_split_for(spec, options)
     held = f"{split:.0%} held out" + (f", test {test:.0%} held out (never used to pick the epoch)" if test else "")
     lines.append(f"  validation: {held}, " + (
+        f"whole people (faces whose dlib descriptors lie within {DEFAULT_PERSON_THRESHOLD:g}: "
+        f"{_people_with_several_faces(data.groups)} people with several faces; seed {options.seed})"
+        if options.group_by == "person" and data.groups is not None else
         f"whole groups of {options.group_column!r} (seed {options.seed})" if data.groups is not None else
         f"random rows with identical images kept together (seed {options.seed}); the same person may sit on "
-        "both sides, see --group-column"))
+        "both sides, see --group-column and --group-by person"))
     if not spec.backbone:
         lines.append("  augmentation: " + ("flip, shift, zoom, brightness, contrast (training batches only)"
                                            if augment_for(spec, options) else "none"))
     return lines
+
+
+def _people_with_several_faces(groups: np.ndarray) -> int:
+    _, counts = np.unique(groups, return_counts=True)
+    return int((counts > 1).sum())
 
 
 def train_on_data(spec: ModelSpec, data_path: Path, options: TrainOptions, echo: Echo) -> Trained:
@@ -127,6 +139,10 @@ def train_on_data(spec: ModelSpec, data_path: Path, options: TrainOptions, echo:
         load_backbone(options.backbone_weights)  # fail on a missing weights file before decoding any image
     data = load_training_set(data_path, spec, label_column=options.label_column, class_map=options.class_map,
                              crop_level=options.crop_level, group_column=options.group_column)
+    if options.group_by == "person":
+        from annotator.training.people import with_person_groups
+
+        data = with_person_groups(data, crop_level=options.crop_level, echo=echo)
     for line in describe_data(data, spec, options):
         echo(line)
 
@@ -164,6 +180,7 @@ def training_metrics(trained: Trained, data_path: Path, options: TrainOptions) -
         "class_map": options.class_map,
         "crop_level": options.crop_level,
         "group_column": options.group_column,
+        "group_by": options.group_by,
         "rows_used": len(data.labels),
         "rows_skipped": len(data.skipped),
         "rows_unlabelled": data.rows.unlabelled,

@@ -62,3 +62,17 @@ def test_bad_split_strings_say_what_is_wrong(text, message):
 
 def test_split_strings_parse_in_order():
     assert list(parse_split(" train=0.7, val=0.2 ,test=0.1")) == ["train", "val", "test"]
+
+
+def test_grouped_images_share_a_split_and_ungrouped_ones_land_where_they_did():
+    plain = splits_of(seed=3)
+    rows = synthetic_rows()
+    shas = sorted({row.sha256 for row in rows})
+    # Every tenth image is a near-duplicate of the next one; the group's key is its smallest SHA-256.
+    group_of = {sha: shas[i - 1] if i % 10 == 1 else sha for i, sha in enumerate(shas)}
+    assign_splits(rows, {"train": 0.8, "val": 0.1, "test": 0.1}, 3, gender_class, group_of)
+    split_of = {row.sha256: row.split for row in rows}
+    assert all(split_of[sha] == split_of[key] for sha, key in group_of.items())
+    moved = {row.sha256 for row, before in zip(rows, plain) if row.split != before.split}
+    # Singletons keep their rank (their key is their own SHA-256); only the cut points shift a little.
+    assert len(moved) <= 30, len(moved)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ from annotator.images.discovery import FoundImage, discover
 from annotator.jobs.pipeline import finish_job_if_complete
 from annotator.jobs.staleness import ChainVersions
 from annotator.models.store import active_chain_versions
-from db.models import Face, Image, ImageStatus, Job, JobChunk, JobImage, JobStatus, ModelVersion, Prediction
+from annotator.settings import DEFAULT_LEASE_SECONDS, DEFAULT_QUEUE
+from db.models import Face, Image, ImageStatus, Job, JobChunk, JobImage, JobStatus, ModelVersion, Prediction, utcnow
 from db.queries import QUERY_BATCH, batched, insert_ignoring_conflicts
 from db.session import transaction
 
@@ -31,6 +33,7 @@ class NewJob:
     skipped: int
     failed: int
     chunks: list[int]
+    resumed: int | None = None  # files an interrupted submit had recorded, when this one resumed its job
 
 
 def _image_ids(session: Session, found: Iterable) -> dict[str, int]:  # type: ignore[type-arg]
@@ -66,11 +69,12 @@ def already_annotated(session: Session, image_ids: Sequence[int], chain: ChainVe
 
 
 def new_job(session: Session, source: str, faces: FaceOptions, versions: Sequence[ModelVersion], *,
-            chunk_size: int, total: int, status: JobStatus = JobStatus.RUNNING) -> Job:
-    """Record a job of the ``versions`` chain (its members come with :func:`add_members` or a recorder)."""
+            chunk_size: int, total: int, status: JobStatus = JobStatus.RUNNING, queue: str = DEFAULT_QUEUE) -> Job:
+    """Record a job of the ``versions`` chain whose chunks go to ``queue`` (its members come with
+    :func:`add_members` or a recorder)."""
     job = Job(source=source, face_mode=faces.mode.value, face_options=faces.to_record(),
               chain=[v.name for v in versions], model_version_ids=[v.id for v in versions],
-              chunk_size=chunk_size, total=total, status=status.value)
+              chunk_size=chunk_size, total=total, status=status.value, queue=queue)
     session.add(job)
     session.flush()
     return job
@@ -91,7 +95,8 @@ def add_members(session: Session, job: Job, members: list[dict[str, Any]]) -> Ne
 
 
 def _add_chunks(session: Session, job_id: int, chunks: Iterable[int]) -> None:
-    rows = [{"job_id": job_id, "chunk": chunk, "status": "queued", "attempts": 0} for chunk in chunks]
+    now = utcnow()
+    rows = [{"job_id": job_id, "chunk": chunk, "status": "queued", "attempts": 0, "queued_at": now} for chunk in chunks]
     if rows:
         session.execute(JobChunk.__table__.insert(), rows)
 
@@ -135,7 +140,31 @@ class _Recorder:
         insert_ignoring_conflicts(session, JobImage, members)
         return self._close_chunks(session, self.pending // self.chunk_size)
 
-    def finish(self, session: Session, failures: Sequence[tuple[Path, DecodeFailure]]) -> list[int]:
+    @classmethod
+    def resume(cls, session: Session, job: Job, chain: ChainVersions, method: str) -> tuple[_Recorder, set[str]]:
+        """A recorder that goes on where an interrupted one stopped, and the paths it had recorded."""
+        recorder = cls(job.id, job.chunk_size, chain, method)
+        paths = set()
+        rows = session.execute(select(JobImage.path, JobImage.image_id, JobImage.chunk, JobImage.status)
+                               .where(JobImage.job_id == job.id))
+        for path, image_id, chunk, status in rows:
+            paths.add(path)
+            if image_id is not None:
+                recorder.seen.add(image_id)
+            recorder.pending += chunk is not None
+            recorder.skipped += status == ImageStatus.SKIPPED.value and chunk is None
+        recorder.chunks = session.scalar(select(func.count()).select_from(JobChunk)
+                                         .where(JobChunk.job_id == job.id)) or 0
+        return recorder, paths
+
+    def renew(self, session: Session, lease_seconds: int) -> None:
+        """Extend the recording lease (and take the job back from ``interrupted`` if a sweep got there first)."""
+        session.execute(update(Job).where(Job.id == self.job_id, Job.status.in_(RECORDING_STATES))
+                        .values(status=JobStatus.RECORDING.value,
+                                lease_expires_at=utcnow() + timedelta(seconds=lease_seconds)))
+
+    def finish(self, session: Session, failures: Sequence[tuple[Path, DecodeFailure]], total: int | None = None
+               ) -> list[int]:
         """Record the rejected files and the last partial chunk, then let the job run (and finish)."""
         insert_ignoring_conflicts(session, JobImage, [
             {"job_id": self.job_id, "image_id": None, "path": str(path), "chunk": None,
@@ -145,8 +174,11 @@ class _Recorder:
         ready = self._close_chunks(session, -(-self.pending // self.chunk_size))
         # Compare-and-set: a job cancelled while it was being recorded stays cancelled, and so do the images
         # recorded after the cancel.
-        started = session.execute(update(Job).where(Job.id == self.job_id, Job.status == JobStatus.RECORDING.value)
-                                  .values(status=JobStatus.RUNNING.value, chunks=self.chunks))
+        values = {"status": JobStatus.RUNNING.value, "chunks": self.chunks, "lease_expires_at": None}
+        if total is not None:
+            values["total"] = total
+        started = session.execute(update(Job).where(Job.id == self.job_id, Job.status.in_(RECORDING_STATES))
+                                  .values(**values))
         if started.rowcount == 0:
             session.execute(update(JobImage).where(JobImage.job_id == self.job_id,
                                                    JobImage.status == ImageStatus.PENDING.value)
@@ -166,43 +198,91 @@ class _Recorder:
         return NewJob(self.job_id, total, self.skipped, self.failed, list(range(self.chunks)))
 
 
-def _start_recording(session: Session, source: Path, chunk_size: int, faces: FaceOptions
-                     ) -> tuple[_Recorder, list[FoundImage], list[tuple[Path, DecodeFailure]]]:
+RECORDING_STATES = (JobStatus.RECORDING.value, JobStatus.INTERRUPTED.value)
+
+
+def _discover(source: Path) -> tuple[list[FoundImage], list[tuple[Path, DecodeFailure]]]:
     found, failures = discover(source)
     if not found and not failures:
         raise SourceError(f"No images found in {source} (looked in every sub-folder, by content).")
+    return found, failures
+
+
+def _start_recording(session: Session, source: Path, chunk_size: int, faces: FaceOptions, total: int, *,
+                     queue: str = DEFAULT_QUEUE) -> _Recorder:
     versions = active_chain_versions(session)
-    job = new_job(session, str(source), faces, versions, chunk_size=chunk_size, total=len(found) + len(failures),
-                  status=JobStatus.RECORDING)
-    return _Recorder(job.id, chunk_size, ChainVersions.of(versions), faces.method), found, failures
+    job = new_job(session, str(source), faces, versions, chunk_size=chunk_size, total=total,
+                  status=JobStatus.RECORDING, queue=queue)
+    return _Recorder(job.id, chunk_size, ChainVersions.of(versions), faces.method)
 
 
-def create_job(session: Session, source: Path, *, chunk_size: int, faces: FaceOptions) -> NewJob:
+def create_job(session: Session, source: Path, *, chunk_size: int, faces: FaceOptions,
+               queue: str = DEFAULT_QUEUE) -> NewJob:
     """Record a job for every image under ``source``, finding faces as ``faces`` says; nothing runs yet."""
-    recorder, found, failures = _start_recording(session, _checked_source(source), chunk_size, faces)
+    source = _checked_source(source)
+    found, failures = _discover(source)
+    recorder = _start_recording(session, source, chunk_size, faces, len(found) + len(failures), queue=queue)
     recorder.add(session, found)
     recorder.finish(session, failures)
     return recorder.result(len(found) + len(failures))
 
 
+def interrupted_job(session: Session, source: Path, *, chunk_size: int, faces: FaceOptions, queue: str) -> Job | None:
+    """The newest job of the same submit (folder, faces, chain versions, chunk size, queue) whose submit died
+    while recording it: ``interrupted``, or ``recording`` with an expired lease."""
+    versions = [v.id for v in active_chain_versions(session)]
+    candidates = session.scalars(select(Job).where(
+        Job.source == str(source), Job.face_mode == faces.mode.value, Job.chunk_size == chunk_size,
+        Job.queue == queue, Job.status.in_(RECORDING_STATES)).order_by(Job.id.desc()))
+    now = utcnow()
+    for job in candidates:
+        expiry = job.lease_expires_at
+        alive = job.status == JobStatus.RECORDING.value and expiry is not None and \
+            (expiry if expiry.tzinfo else expiry.replace(tzinfo=now.tzinfo)) > now
+        if not alive and job.face_options == faces.to_record() and job.model_version_ids == versions:
+            return job
+    return None
+
+
 def record_job(factory: sessionmaker[Session], source: Path, *, chunk_size: int, faces: FaceOptions,
-               on_chunks: Callable[[int, list[int]], None]) -> NewJob:
+               on_chunks: Callable[[int, list[int]], None], queue: str = DEFAULT_QUEUE,
+               lease_seconds: int = DEFAULT_LEASE_SECONDS) -> NewJob:
     """Like :func:`create_job`, but committed one chunk at a time: ``on_chunks(job_id, chunks)`` gets each
     chunk as soon as it is recorded, so workers start on a large folder while the rest is still recorded.
 
-    Until the last chunk is recorded the job is ``recording`` and cannot finish; if this process dies in
-    between, the recorded chunks still run and the job stays ``recording`` until it is cancelled.
+    Until the last chunk is recorded the job is ``recording`` and cannot finish; every chunk recorded renews
+    its recording lease. If this process dies in between, the recorded chunks still run, a sweep marks the job
+    ``interrupted`` once the lease expired, and the same submit resumes it: the files not recorded yet are
+    added to the same job (its chunks still queued are sent again).
     """
     source = _checked_source(source)
+    found, failures = _discover(source)
+    total = len(found) + len(failures)
+    resumed, waiting = None, []
     with transaction(factory) as session:
-        recorder, found, failures = _start_recording(session, source, chunk_size, faces)
-    for batch in batched(found, chunk_size):
+        job = interrupted_job(session, source, chunk_size=chunk_size, faces=faces, queue=queue)
+        if job is None:
+            recorder = _start_recording(session, source, chunk_size, faces, total, queue=queue)
+            recorded: set[str] = set()
+        else:
+            recorder, recorded = _Recorder.resume(session, job, ChainVersions.of(active_chain_versions(session)),
+                                                  faces.method)
+            resumed = len(recorded)
+            waiting = list(session.scalars(select(JobChunk.chunk).where(
+                JobChunk.job_id == job.id, JobChunk.status == "queued").order_by(JobChunk.chunk)))
+        recorder.renew(session, lease_seconds)
+    if waiting:
+        on_chunks(recorder.job_id, waiting)
+    for batch in batched([f for f in found if str(f.path) not in recorded], chunk_size):
         with transaction(factory) as session:
+            recorder.renew(session, lease_seconds)
             ready = recorder.add(session, batch)
         if ready:
             on_chunks(recorder.job_id, ready)
     with transaction(factory) as session:
-        ready = recorder.finish(session, failures)
+        ready = recorder.finish(session, failures, total)
     if ready:
         on_chunks(recorder.job_id, ready)
-    return recorder.result(len(found) + len(failures))
+    result = recorder.result(total)
+    return result if resumed is None else NewJob(result.job_id, total, result.skipped, result.failed, result.chunks,
+                                                 resumed)

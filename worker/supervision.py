@@ -1,0 +1,95 @@
+"""What a running worker does besides its tasks: heartbeats and sweeps, and handing chunks back on shutdown.
+
+- When the worker is ready, its heartbeat thread also sweeps (:func:`annotator.jobs.recovery.sweep`) every
+  ``ANNOTATE_HEARTBEAT_SECONDS``: an idle worker notices a dead one's chunks and lost messages.
+- A warm shutdown (SIGTERM, Ctrl-C) hands every chunk this process holds back at once: released in the database
+  and sent again, so another worker takes it now; the running tasks stop at their next image and write what they
+  finished (idempotently).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from celery import Celery, signals
+from kombu.exceptions import ChannelError
+
+from annotator.jobs.recovery import sweep
+
+log = logging.getLogger(__name__)
+
+SEND_RETRY = {"max_retries": 3, "interval_start": 0.5, "interval_step": 1, "interval_max": 2}
+"""Publishing gives up after a few seconds when the broker is down (a later sweep sends again)."""
+HAND_BACK_SECONDS = 15
+"""How long a warm shutdown waits for its chunks to be handed back before going on."""
+
+
+class CeleryBroker:
+    """Chunks sent as ``annotate.chunk`` tasks of ``app``; queue sizes read from its broker."""
+
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+
+    def send(self, job_id: int, chunk: int, queue: str) -> None:
+        """Queue the task of one chunk (gives up after a few seconds when the broker is down)."""
+        self.app.tasks["annotate.chunk"].apply_async((job_id, chunk), queue=queue, retry=True,
+                                                     retry_policy=SEND_RETRY)
+
+    def waiting(self, queue: str) -> int:
+        """Messages waiting in ``queue``; an absent queue (Redis deletes empty lists) holds none."""
+        with self.app.connection_for_read() as connection:
+            connection.ensure_connection(max_retries=1, timeout=5)
+            try:
+                return connection.default_channel.queue_declare(queue=queue, passive=True).message_count
+            except ChannelError:
+                return 0
+
+
+def _start_sweeping(app: Celery) -> None:
+    from worker.context import get_context
+
+    context = get_context()
+    broker = CeleryBroker(app)
+
+    def tick() -> None:
+        sweep(context.factory, context.settings, broker)
+
+    context.keeper.on_tick = tick
+    context.keeper.start()
+
+
+def _hand_back(app: Celery) -> None:
+    from worker.context import get_context
+
+    broker = CeleryBroker(app)
+    keeper = get_context().keeper
+    keeper.on_tick = None
+    returned = keeper.hand_back_all(lambda lease: broker.send(lease.job_id, lease.chunk, lease.queue))
+    if returned:
+        log.warning("warm shutdown: handed back %s",
+                    ", ".join(f"chunk {lease.chunk} of job {lease.job_id}" for lease in returned))
+
+
+def install(app: Celery) -> None:
+    """Connect the worker signals of ``app`` (once per process)."""
+
+    def ready(**_: Any) -> None:
+        _start_sweeping(app)
+
+    def shutting_down(how: str = "Warm", **_: Any) -> None:
+        # In a thread: the signal may have interrupted the main thread inside a lock the hand-back needs.
+        helper = threading.Thread(target=_guarded, args=(_hand_back, app), name="annotate-hand-back", daemon=True)
+        helper.start()
+        helper.join(HAND_BACK_SECONDS)
+
+    signals.worker_ready.connect(ready, weak=False, dispatch_uid="annotate-sweep")
+    signals.worker_shutting_down.connect(shutting_down, weak=False, dispatch_uid="annotate-hand-back")
+
+
+def _guarded(step: Any, app: Celery) -> None:
+    try:
+        step(app)
+    except Exception:  # noqa: BLE001 - shutting down must go on; the leases then expire on their own
+        log.warning("could not hand the chunks back; they are taken over when their leases expire", exc_info=True)

@@ -41,6 +41,17 @@ def make_engine(url: str, application_name: str | None = None) -> Engine:
     return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
+def is_disconnect(error: BaseException) -> bool:
+    """True for a lost or refused connection (a server restarting), which is worth trying again."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    if not isinstance(error, DBAPIError):
+        return False
+    detail = str(error.orig or error).lower()
+    return error.connection_invalidated or (isinstance(error, (OperationalError, InterfaceError))
+                                            and any(marker in detail for marker in UNREACHABLE_MARKERS))
+
+
 def database_problem(error: BaseException) -> str | None:
     """One line a user can act on for a failure of the database (unreachable, disk full), else None."""
     from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -49,11 +60,11 @@ def database_problem(error: BaseException) -> str | None:
         return None
     detail = " ".join(str(error.orig or error).split()) or type(error).__name__
     if any(marker in detail.lower() for marker in FULL_DISK_MARKERS):
-        return (f"The database's disk is full ({detail}); nothing of the failed transaction was written. "
+        return (f"The database's disk is full ({detail.rstrip('.')}); nothing of the failed transaction was written. "
                 "Free some space and run the command again.")
     if isinstance(error, (OperationalError, InterfaceError)) and \
             any(marker in detail.lower() for marker in UNREACHABLE_MARKERS):
-        return f"Cannot reach the database: {detail}. Check ANNOTATE_DATABASE_URL and that the server is running."
+        return f"Cannot reach the database ({detail.rstrip('.')}): check ANNOTATE_DATABASE_URL and that the server runs."
     return f"The database failed: {detail}"
 
 

@@ -52,7 +52,8 @@ def check_broker(app: Celery) -> None:
         try:
             connection.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT)
         except (OperationalError, OSError) as error:
-            raise BrokerUnreachableError(f"Cannot reach the broker at {connection.as_uri()}: {error}. Check "
+            reason = str(error).rstrip(".")
+            raise BrokerUnreachableError(f"Cannot reach the broker at {connection.as_uri()} ({reason}): check "
                                          "ANNOTATE_BROKER_URL and that Redis is running.") from None
 
 

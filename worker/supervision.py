@@ -52,6 +52,9 @@ def _start_sweeping(app: Celery) -> None:
 
     context = get_context()
     broker = CeleryBroker(app)
+    # Load the publishing machinery now: on SIGTERM it must not wait for a chunk's thread to finish imports.
+    app.amqp.producer_pool  # noqa: B018 - built on first access
+    app.tasks["annotate.chunk"]
 
     def tick() -> None:
         sweep(context.factory, context.settings, broker)
@@ -68,14 +71,28 @@ def _hand_back(app: Celery) -> None:
     keeper.on_tick = None
     returned = keeper.hand_back_all(lambda lease: broker.send(lease.job_id, lease.chunk, lease.queue))
     if returned:
-        log.warning("warm shutdown: handed back %s",
+        log.warning("warm shutdown: handed back and sent again %s",
                     ", ".join(f"chunk {lease.chunk} of job {lease.job_id}" for lease in returned))
+
+
+def _preload_tensorflow(consumer: Any) -> None:
+    """Import TensorFlow before the first chunk in pools that do not fork (threads, solo).
+
+    Its import holds the interpreter for seconds at a time; done during a chunk it would delay the hand-back
+    of a warm shutdown. A prefork pool's parent must not import it (its children could not use it).
+    """
+    if "prefork" in type(getattr(consumer, "pool", None)).__module__:
+        return
+    from annotator.tf_runtime import import_tensorflow
+
+    import_tensorflow()
 
 
 def install(app: Celery) -> None:
     """Connect the worker signals of ``app`` (once per process)."""
 
-    def ready(**_: Any) -> None:
+    def ready(sender: Any = None, **_: Any) -> None:
+        _preload_tensorflow(sender)
         _start_sweeping(app)
 
     def shutting_down(how: str = "Warm", **_: Any) -> None:
@@ -91,5 +108,5 @@ def install(app: Celery) -> None:
 def _guarded(step: Any, app: Celery) -> None:
     try:
         step(app)
-    except Exception:  # noqa: BLE001 - shutting down must go on; the leases then expire on their own
+    except Exception:
         log.warning("could not hand the chunks back; they are taken over when their leases expire", exc_info=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -9,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from annotator.errors import SourceError
@@ -19,9 +22,22 @@ from annotator.jobs.pipeline import finish_job_if_complete
 from annotator.jobs.staleness import ChainVersions
 from annotator.models.store import active_chain_versions
 from annotator.settings import DEFAULT_LEASE_SECONDS, DEFAULT_QUEUE
-from db.models import Face, Image, ImageStatus, Job, JobChunk, JobImage, JobStatus, ModelVersion, Prediction, utcnow
+from db.models import (
+    Face,
+    Image,
+    ImageStatus,
+    Job,
+    JobChunk,
+    JobImage,
+    JobStatus,
+    ModelVersion,
+    Prediction,
+    utcnow,
+)
 from db.queries import QUERY_BATCH, batched, insert_ignoring_conflicts
-from db.session import transaction
+from db.session import is_disconnect, transaction
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -244,6 +260,35 @@ def interrupted_job(session: Session, source: Path, *, chunk_size: int, faces: F
     return None
 
 
+RECONNECT_PAUSES = (1, 2, 4, 8, 15, 15, 15)
+"""Seconds between attempts to go on recording after the database went away (a restart), about a minute."""
+
+
+def _record_rest(factory: sessionmaker[Session], recorder: _Recorder, found: Sequence[FoundImage],
+                 recorded: set[str], failures: Sequence[tuple[Path, DecodeFailure]], total: int,
+                 on_chunks: Callable[[int, list[int]], None], lease_seconds: int) -> None:
+    for batch in batched([f for f in found if str(f.path) not in recorded], recorder.chunk_size):
+        with transaction(factory) as session:
+            recorder.renew(session, lease_seconds)
+            ready = recorder.add(session, batch)
+        if ready:
+            on_chunks(recorder.job_id, ready)
+    with transaction(factory) as session:
+        ready = recorder.finish(session, failures, total)
+    if ready:
+        on_chunks(recorder.job_id, ready)
+
+
+def _reconnect(factory: sessionmaker[Session], recorder: _Recorder) -> tuple[_Recorder, set[str]]:
+    """The recorder as the database has it (a failed batch was rolled back), to go on from there.
+
+    Raises the database's error while it is still away. A chunk committed but not sent is a lost message,
+    which sweeps send again."""
+    with transaction(factory) as session:
+        job = session.get_one(Job, recorder.job_id)
+        return _Recorder.resume(session, job, recorder.chain, recorder.method)
+
+
 def record_job(factory: sessionmaker[Session], source: Path, *, chunk_size: int, faces: FaceOptions,
                on_chunks: Callable[[int, list[int]], None], queue: str = DEFAULT_QUEUE,
                lease_seconds: int = DEFAULT_LEASE_SECONDS) -> NewJob:
@@ -273,16 +318,19 @@ def record_job(factory: sessionmaker[Session], source: Path, *, chunk_size: int,
         recorder.renew(session, lease_seconds)
     if waiting:
         on_chunks(recorder.job_id, waiting)
-    for batch in batched([f for f in found if str(f.path) not in recorded], chunk_size):
-        with transaction(factory) as session:
-            recorder.renew(session, lease_seconds)
-            ready = recorder.add(session, batch)
-        if ready:
-            on_chunks(recorder.job_id, ready)
-    with transaction(factory) as session:
-        ready = recorder.finish(session, failures, total)
-    if ready:
-        on_chunks(recorder.job_id, ready)
+    lost = False
+    for pause in (*RECONNECT_PAUSES, None):
+        try:
+            if lost:
+                recorder, recorded = _reconnect(factory, recorder)
+            _record_rest(factory, recorder, found, recorded, failures, total, on_chunks, lease_seconds)
+            break
+        except DBAPIError as error:
+            if pause is None or not is_disconnect(error):
+                raise
+            log.warning("lost the database while recording job %s; trying again in %s s", recorder.job_id, pause)
+            time.sleep(pause)
+            lost = True
     result = recorder.result(total)
     return result if resumed is None else NewJob(result.job_id, total, result.skipped, result.failed, result.chunks,
                                                  resumed)

@@ -109,24 +109,27 @@ class LeaseKeeper:
     """The leases of one process, renewed every ``heartbeat_seconds`` by one daemon thread.
 
     ``on_tick`` (optional) runs on the same thread after each renewal: the worker's sweep for other
-    workers' expired leases and lost messages.
+    workers' expired leases and lost messages. With ``autostart`` off, :meth:`hold` does not start the thread
+    (renew with :meth:`renew_all`).
     """
 
     def __init__(self, factory: sessionmaker[Session], lease_seconds: int, heartbeat_seconds: int,
-                 on_tick: Callable[[], None] | None = None) -> None:
+                 on_tick: Callable[[], None] | None = None, *, autostart: bool = True) -> None:
         self.factory, self.lease_seconds, self.heartbeat_seconds = factory, lease_seconds, heartbeat_seconds
-        self.on_tick = on_tick
+        self.on_tick, self.autostart = on_tick, autostart
         self._held: dict[tuple[int, int, str], Lease] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = threading.Event()
+        self.closing = threading.Event()  # set when the process hands its chunks back: take no new ones
         self._thread: threading.Thread | None = None
 
     def hold(self, lease: Lease) -> None:
         """Renew ``lease`` from now on (starts the heartbeat thread on first use)."""
         with self._lock:
             self._held[(lease.job_id, lease.chunk, lease.owner)] = lease
-        self.start()
+        if self.autostart:
+            self.start()
 
     def drop(self, lease: Lease) -> None:
         """Stop renewing ``lease`` (its chunk is finished, failed or handed back)."""
@@ -164,16 +167,22 @@ class LeaseKeeper:
                 lease.stop.set()
 
     def hand_back_all(self, send: Callable[[Lease], None]) -> list[Lease]:
-        """Release every held lease and ``send`` each chunk again, for a warm shutdown."""
-        returned = []
-        for lease in self.held():
+        """Release every held lease and ``send`` each chunk again, for a warm shutdown (no new ones are taken).
+
+        The releases come first, in one transaction: once they are committed the chunks are queued again, and a
+        send that cannot happen (the broker gone) leaves a lost message that sweeps send again.
+        """
+        self.closing.set()
+        held = self.held()
+        for lease in held:
             lease.handed_back = True
             lease.stop.set()
-            with transaction(self.factory) as session:
-                released = release(session, lease)
-            if released:
-                send(lease)
-                returned.append(lease)
+        with transaction(self.factory) as session:
+            returned = [lease for lease in held if release(session, lease)]
+        if returned:
+            log.warning("handing back %s", ", ".join(f"chunk {lease.chunk} of job {lease.job_id}" for lease in returned))
+        for lease in returned:
+            send(lease)
         return returned
 
     def _run(self) -> None:
@@ -183,7 +192,7 @@ class LeaseKeeper:
                     continue
                 try:
                     step()
-                except Exception:  # noqa: BLE001 - a database or broker outage must not kill the heartbeat
+                except Exception:
                     log.warning("heartbeat: %s failed; trying again in %s s", getattr(step, "__name__", step),
                                 self.heartbeat_seconds, exc_info=True)
             self._wake.wait(self.heartbeat_seconds)

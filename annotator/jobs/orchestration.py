@@ -48,7 +48,8 @@ def _broker(settings: Settings) -> Any:
 
 def check_broker(settings: Settings) -> None:
     """Raise :class:`~annotator.errors.BrokerUnreachableError` within seconds if the broker does not answer."""
-    from worker.app import check_broker as check, create_app
+    from worker.app import check_broker as check
+    from worker.app import create_app
 
     check(create_app(settings))
 

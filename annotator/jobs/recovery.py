@@ -69,6 +69,11 @@ class SweepReport:
         return bool(self.expired or self.resent or self.abandoned or self.interrupted or self.finished)
 
 
+def _update(session: Session, statement):  # type: ignore[no-untyped-def]
+    # The chunks were loaded as objects; the statements say which rows they change, nothing to re-evaluate.
+    return session.execute(statement, execution_options={"synchronize_session": False})
+
+
 def _has_pending(chunk: type[JobChunk] = JobChunk):  # type: ignore[no-untyped-def]
     return exists().where(JobImage.job_id == chunk.job_id, JobImage.chunk == chunk.chunk,
                           JobImage.status == ImageStatus.PENDING.value)
@@ -82,7 +87,7 @@ def mark_interrupted(session: Session) -> list[int]:
         (Job.lease_expires_at.is_(None)) | (Job.lease_expires_at < now))).all()
     marked = []
     for job_id in stale:
-        result = session.execute(update(Job).where(
+        result = _update(session, update(Job).where(
             Job.id == job_id, Job.status == JobStatus.RECORDING.value,
             (Job.lease_expires_at.is_(None)) | (Job.lease_expires_at < now)).values(status=JobStatus.INTERRUPTED.value))
         if result.rowcount:
@@ -91,11 +96,11 @@ def mark_interrupted(session: Session) -> list[int]:
 
 
 def _abandon(session: Session, chunk: JobChunk) -> None:
-    session.execute(update(JobImage).where(
+    _update(session, update(JobImage).where(
         JobImage.job_id == chunk.job_id, JobImage.chunk == chunk.chunk, JobImage.status == ImageStatus.PENDING.value,
     ).values(status=ImageStatus.FAILED.value, reason=ABANDONED,
              detail=f"{chunk.attempts} workers took this chunk and none finished it"))
-    session.execute(update(JobChunk).where(JobChunk.id == chunk.id)
+    _update(session, update(JobChunk).where(JobChunk.id == chunk.id)
                     .values(status=ChunkStatus.DONE.value, finished_at=utcnow(), lease_owner=None,
                             lease_expires_at=None))
     finish_job_if_complete(session, chunk.job_id)
@@ -115,7 +120,7 @@ def expire_leases(session: Session, report: SweepReport) -> None:
     for chunk, queue in _live_chunks(session, JobChunk.status == ChunkStatus.RUNNING.value,
                                      JobChunk.lease_expires_at < now):
         owner = chunk.lease_owner
-        taken = session.execute(update(JobChunk).where(
+        taken = _update(session, update(JobChunk).where(
             JobChunk.id == chunk.id, JobChunk.status == ChunkStatus.RUNNING.value, JobChunk.lease_expires_at < now,
             JobChunk.lease_owner.is_(None) if owner is None else JobChunk.lease_owner == owner,
         ).values(status=ChunkStatus.QUEUED.value, queued_at=now, lease_owner=None, lease_expires_at=None))
@@ -123,7 +128,7 @@ def expire_leases(session: Session, report: SweepReport) -> None:
             continue  # another sweeper, or the worker itself, got there first
         ref = ChunkRef(chunk.job_id, chunk.chunk, queue)
         if not session.scalar(select(_has_pending()).where(JobChunk.id == chunk.id)):
-            session.execute(update(JobChunk).where(JobChunk.id == chunk.id)
+            _update(session, update(JobChunk).where(JobChunk.id == chunk.id)
                             .values(status=ChunkStatus.DONE.value, finished_at=now))
             finish_job_if_complete(session, chunk.job_id)
         elif chunk.attempts >= MAX_CHUNK_ATTEMPTS:
@@ -148,7 +153,7 @@ def lost_messages(session: Session, broker: Broker, requeue_seconds: int, report
                 empty[queue] = False
         if not empty[queue]:
             continue  # messages wait: workers are busy, and this chunk's message may be among them
-        resent = session.execute(update(JobChunk).where(
+        resent = _update(session, update(JobChunk).where(
             JobChunk.id == chunk.id, JobChunk.status == ChunkStatus.QUEUED.value, JobChunk.queued_at == chunk.queued_at,
         ).values(queued_at=now))
         if resent.rowcount:

@@ -246,3 +246,19 @@ def factory(service_env: dict[str, str]) -> Iterator[sessionmaker[Session]]:
     register_untrained_chain(factory, settings)
     yield factory
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def photos(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """``photos(count, side)``: a folder of that many random PNGs, written once per session and shared."""
+    from tests.services.helpers import write_photos
+
+    folders: dict[tuple[int, int], Path] = {}
+
+    def folder(count: int, side: int = 120) -> Path:
+        if (count, side) not in folders:
+            folders[(count, side)] = tmp_path_factory.mktemp(f"photos-{count}-{side}")
+            write_photos(folders[(count, side)], count, side=side)
+        return folders[(count, side)]
+
+    return folder

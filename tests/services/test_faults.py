@@ -12,13 +12,13 @@ from sqlalchemy import func, select
 
 from db.models import ChunkStatus, Job, JobChunk
 from tests.services.conftest import ANNOTATE
-from tests.services.helpers import assert_exactly_once, write_photos
+from tests.services.helpers import assert_exactly_once
 
 pytestmark = pytest.mark.services
 
 RECOVERY_LIMIT = 120
-IMAGES, CHUNK_SIZE, SIDE = 240, 20, 600
-"""12 chunks of 600x600 PNGs: each takes a second or two, so a fault lands while chunks are in flight."""
+IMAGES, CHUNK_SIZE, SIDE = 240, 20, 240
+"""12 chunks, four in flight at a time on two workers: a fault lands while chunks run and others wait."""
 
 
 class Submission:
@@ -53,11 +53,10 @@ def held(factory, pid: int) -> int:  # type: ignore[no-untyped-def]
             JobChunk.status == ChunkStatus.RUNNING.value, JobChunk.worker.like(f"%:{pid}"))) or 0
 
 
-def start_job(factory, workers, service_env, tmp_path) -> tuple[Submission, int]:  # type: ignore[no-untyped-def]
+def start_job(factory, workers, service_env, photos, tmp_path) -> tuple[Submission, int]:  # type: ignore[no-untyped-def]
     """Two workers and a submit; returns once worker ``w1`` holds a chunk (with how many it holds)."""
-    write_photos(tmp_path / "photos", IMAGES, side=SIDE)
     workers.start("w1", "w2")
-    submission = Submission(service_env, tmp_path / "photos", tmp_path / "submit.log")
+    submission = Submission(service_env, photos(IMAGES, SIDE), tmp_path / "submit.log")
     deadline = time.monotonic() + 120
     while not (count := held(factory, workers.processes["w1"].pid)):
         assert time.monotonic() < deadline and submission.process.poll() is None, submission.output()
@@ -83,8 +82,8 @@ def attempts(factory) -> list[int]:  # type: ignore[no-untyped-def]
         return sorted(session.scalars(select(JobChunk.attempts)).all(), reverse=True)
 
 
-def test_a_worker_killed_with_sigkill(factory, workers, service_env, tmp_path):
-    submission, interrupted = start_job(factory, workers, service_env, tmp_path)
+def test_a_worker_killed_with_sigkill(factory, workers, service_env, photos, tmp_path):
+    submission, interrupted = start_job(factory, workers, service_env, photos, tmp_path)
     fault = time.monotonic()
     workers.signal("w1", signal.SIGKILL)
     check_outcome(factory, submission, "SIGKILL", submission.seconds_to_end(fault))
@@ -92,8 +91,8 @@ def test_a_worker_killed_with_sigkill(factory, workers, service_env, tmp_path):
     assert attempts(factory)[:interrupted] == [2] * interrupted
 
 
-def test_a_worker_frozen_for_90_seconds(factory, workers, service_env, tmp_path):
-    submission, frozen = start_job(factory, workers, service_env, tmp_path)
+def test_a_worker_frozen_for_90_seconds(factory, workers, service_env, photos, tmp_path):
+    submission, frozen = start_job(factory, workers, service_env, photos, tmp_path)
     fault = time.monotonic()
     workers.signal("w1", signal.SIGSTOP)
     recovery = submission.seconds_to_end(fault)
@@ -112,8 +111,8 @@ def test_a_worker_frozen_for_90_seconds(factory, workers, service_env, tmp_path)
     assert attempts(factory)[:frozen] == [2] * frozen
 
 
-def test_redis_killed_and_restarted_empty(factory, workers, service_env, redis_server, tmp_path):
-    submission, _ = start_job(factory, workers, service_env, tmp_path)
+def test_redis_killed_and_restarted_empty(factory, workers, service_env, redis_server, photos, tmp_path):
+    submission, _ = start_job(factory, workers, service_env, photos, tmp_path)
     with factory() as session:
         queued = session.scalar(select(func.count()).select_from(JobChunk)
                                 .where(JobChunk.status == ChunkStatus.QUEUED.value))
@@ -124,21 +123,21 @@ def test_redis_killed_and_restarted_empty(factory, workers, service_env, redis_s
     assert queued, "the restart should have lost queued messages"
 
 
-def test_postgres_restarted(factory, workers, service_env, postgres_cluster, tmp_path):
-    submission, _ = start_job(factory, workers, service_env, tmp_path)
+def test_postgres_restarted(factory, workers, service_env, postgres_cluster, photos, tmp_path):
+    submission, _ = start_job(factory, workers, service_env, photos, tmp_path)
     fault = time.monotonic()
     postgres_cluster.restart()
     check_outcome(factory, submission, "pg_ctl restart -m fast", submission.seconds_to_end(fault))
 
 
-def test_a_worker_stopped_with_sigterm_hands_its_chunks_back_at_once(factory, workers, service_env, tmp_path):
-    submission, handed = start_job(factory, workers, service_env, tmp_path)
+def test_a_worker_stopped_with_sigterm_hands_its_chunks_back_at_once(factory, workers, service_env, photos, tmp_path):
+    submission, handed = start_job(factory, workers, service_env, photos, tmp_path)
     fault = time.monotonic()
     workers.signal("w1", signal.SIGTERM)
     workers.processes["w1"].wait(timeout=60)
     stopped = time.monotonic() - fault
     job = check_outcome(factory, submission, "SIGTERM", submission.seconds_to_end(fault))
-    assert "handed back" in workers.log("w1")
+    assert "handing back" in workers.log("w1")
     with factory() as session:
         chunks = session.scalars(select(JobChunk).where(JobChunk.job_id == job.id)).all()
     w1 = f":{workers.processes['w1'].pid}"

@@ -289,6 +289,35 @@ def _reconnect(factory: sessionmaker[Session], recorder: _Recorder) -> tuple[_Re
         return _Recorder.resume(session, job, recorder.chain, recorder.method)
 
 
+def _record_all(factory: sessionmaker[Session], recorder: _Recorder, found: Sequence[FoundImage],
+                recorded: set[str], failures: Sequence[tuple[Path, DecodeFailure]], total: int,
+                on_chunks: Callable[[int, list[int]], None], lease_seconds: int) -> _Recorder:
+    """Record the files not recorded yet; after the database went away, go on from what it has."""
+    lost = False
+    for pause in (*RECONNECT_PAUSES, None):
+        try:
+            if lost:
+                recorder, recorded = _reconnect(factory, recorder)
+            _record_rest(factory, recorder, found, recorded, failures, total, on_chunks, lease_seconds)
+            return recorder
+        except DBAPIError as error:
+            if pause is None or not is_disconnect(error):
+                raise
+            log.warning("lost the database while recording job %s; trying again in %s s", recorder.job_id, pause)
+            time.sleep(pause)
+            lost = True
+    return recorder
+
+
+def _mark_interrupted(factory: sessionmaker[Session], job_id: int) -> None:
+    try:
+        with transaction(factory) as session:
+            session.execute(update(Job).where(Job.id == job_id, Job.status == JobStatus.RECORDING.value)
+                            .values(status=JobStatus.INTERRUPTED.value, lease_expires_at=None))
+    except Exception as error:  # noqa: BLE001 - the database may be what failed; the lease then expires
+        log.warning("could not mark job %s interrupted (%s); its recording lease expires instead", job_id, error)
+
+
 def record_job(factory: sessionmaker[Session], source: Path, *, chunk_size: int, faces: FaceOptions,
                on_chunks: Callable[[int, list[int]], None], queue: str = DEFAULT_QUEUE,
                lease_seconds: int = DEFAULT_LEASE_SECONDS) -> NewJob:
@@ -297,8 +326,8 @@ def record_job(factory: sessionmaker[Session], source: Path, *, chunk_size: int,
 
     Until the last chunk is recorded the job is ``recording`` and cannot finish; every chunk recorded renews
     its recording lease. If this process dies in between, the recorded chunks still run, a sweep marks the job
-    ``interrupted`` once the lease expired, and the same submit resumes it: the files not recorded yet are
-    added to the same job (its chunks still queued are sent again).
+    ``interrupted`` once the lease expired (at once after Ctrl-C or an error), and the same submit resumes it:
+    the files not recorded yet are added to the same job (its chunks still queued are sent again).
     """
     source = _checked_source(source)
     found, failures = _discover(source)
@@ -316,21 +345,13 @@ def record_job(factory: sessionmaker[Session], source: Path, *, chunk_size: int,
             waiting = list(session.scalars(select(JobChunk.chunk).where(
                 JobChunk.job_id == job.id, JobChunk.status == "queued").order_by(JobChunk.chunk)))
         recorder.renew(session, lease_seconds)
-    if waiting:
-        on_chunks(recorder.job_id, waiting)
-    lost = False
-    for pause in (*RECONNECT_PAUSES, None):
-        try:
-            if lost:
-                recorder, recorded = _reconnect(factory, recorder)
-            _record_rest(factory, recorder, found, recorded, failures, total, on_chunks, lease_seconds)
-            break
-        except DBAPIError as error:
-            if pause is None or not is_disconnect(error):
-                raise
-            log.warning("lost the database while recording job %s; trying again in %s s", recorder.job_id, pause)
-            time.sleep(pause)
-            lost = True
+    try:
+        if waiting:
+            on_chunks(recorder.job_id, waiting)
+        recorder = _record_all(factory, recorder, found, recorded, failures, total, on_chunks, lease_seconds)
+    except BaseException:  # Ctrl-C or an error: say so now rather than when the recording lease expires
+        _mark_interrupted(factory, recorder.job_id)
+        raise
     result = recorder.result(total)
     return result if resumed is None else NewJob(result.job_id, total, result.skipped, result.failed, result.chunks,
                                                  resumed)

@@ -137,11 +137,7 @@ def test_an_interrupted_submit_is_marked_and_resumed_by_the_same_submit(factory,
         record_job(factory, tmp_path / "photos", chunk_size=2, faces=ALIGNED_FACES, on_chunks=die_after_first_chunk)
     with factory() as session:
         job = session.scalar(select(Job))
-    assert job.status == "recording" and sent == [0]
-    assert sweep(factory, settings, None).interrupted == []  # its lease runs for another minute
-    with transaction(factory) as session:
-        session.execute(update(Job).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
-    assert sweep(factory, settings, None).interrupted == [job.id]
+    assert job.status == "interrupted" and sent == [0]
     status = CliRunner().invoke(_main(), ["status", str(job.id)])
     assert "interrupted: the submit recording this job stopped after 2 of 9 files" in status.output
 
@@ -157,14 +153,24 @@ def test_an_interrupted_submit_is_marked_and_resumed_by_the_same_submit(factory,
     assert sorted(m.chunk for m in members) == [0, 0, 1, 1, 2, 2, 3, 3, 4] and chunks == 5
 
 
-def test_a_new_submit_does_not_resume_a_job_still_recording(factory, tmp_path):
+def test_a_submit_killed_without_a_word_is_interrupted_once_its_lease_expires(factory, settings, tmp_path):
     fake_chain(factory)
     write_faces(tmp_path / "photos", 3)
     with pytest.raises(Killed):
         record_job(factory, tmp_path / "photos", chunk_size=2, faces=ALIGNED_FACES,
                    on_chunks=lambda job_id, chunks: (_ for _ in ()).throw(Killed))
+
+    def recording(lease_left):  # as SIGKILL leaves it: recording, under the lease of the last chunk recorded
+        with transaction(factory) as session:
+            session.execute(update(Job).where(Job.id == 1).values(status="recording",
+                                                                  lease_expires_at=utcnow() + lease_left))
+
+    recording(timedelta(seconds=50))
+    assert sweep(factory, settings, None).interrupted == []
     again = record_job(factory, tmp_path / "photos", chunk_size=2, faces=ALIGNED_FACES, on_chunks=lambda *_: None)
     assert again.resumed is None and again.job_id == 2  # the first submit may still be alive
+    recording(-timedelta(seconds=1))
+    assert sweep(factory, settings, None).interrupted == [1]
 
 
 def _main():

@@ -10,7 +10,7 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from db.models import ChunkStatus, Job, JobChunk
+from db.models import ChunkStatus, Job, JobChunk, JobImage
 from tests.services.conftest import ANNOTATE
 from tests.services.helpers import assert_exactly_once
 
@@ -145,3 +145,36 @@ def test_a_worker_stopped_with_sigterm_hands_its_chunks_back_at_once(factory, wo
     print(f"SIGTERM: the worker exited {stopped:.1f} s after the signal")
     # Handed back, not left to a lease that expires: the worker stopped well before its lease could run out.
     assert stopped < 30
+
+
+def test_a_submit_interrupted_while_recording_is_resumed_by_the_same_submit(factory, workers, service_env, photos,
+                                                                              tmp_path):
+    folder = photos(1200, 16)  # small files, small chunks: recording takes seconds
+    workers.start("w1")
+    command = [ANNOTATE, "submit", str(folder), "--faces", "aligned", "--chunk-size", "10"]
+    first = subprocess.Popen(command, env=service_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while True:
+        with factory() as session:
+            recorded = session.scalar(select(func.count()).select_from(JobChunk)) or 0
+        if recorded >= 3:
+            break
+        assert time.monotonic() < deadline and first.poll() is None, first.stdout.read().decode()
+        time.sleep(0.01)
+    first.send_signal(signal.SIGINT)  # Ctrl-C in the middle of recording
+    first.wait(timeout=60)
+    with factory() as session:
+        job = session.scalar(select(Job))
+        members = session.scalar(select(func.count()).select_from(JobImage))
+    assert job.status == "interrupted" and members < 1200
+    started = time.monotonic()
+    second = subprocess.run([*command, "--wait"], env=service_env, capture_output=True, text=True, timeout=300)
+    print(f"\nresumed submit: {members} of 1200 files had been recorded; it ended after "
+          f"{time.monotonic() - started:.1f} s")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert f"Resumed job {job.id}: its submit was interrupted after recording {members} of 1200 files" in second.stdout
+    assert "done 1200" in second.stdout and "pending 0" in second.stdout
+    assert_exactly_once(factory, 1200)
+    with factory() as session:
+        assert session.scalar(select(func.count()).select_from(Job)) == 1
+        assert session.get(Job, job.id).status == "finished"

@@ -119,8 +119,8 @@ def print_summary(factory: sessionmaker[Session], job_id: int, show_stalled: boo
     if summary.status == "interrupted":
         recorded = summary.done + summary.skipped + summary.failed + summary.pending
         click.echo(f"  interrupted: the submit recording this job stopped after {recorded} of {summary.total} "
-                   f"files; the recorded ones are still annotated. Run the same `annotate submit {summary.source}` "
-                   f"again to record the rest, or `annotate jobs cancel {job_id}`.")
+                   f"files; the recorded ones are still annotated. Run `annotate submit {summary.source}` with the same "
+                   f"options again to record the rest, or `annotate jobs cancel {job_id}`.")
     for chunk in stalled:
         beat = f"last heartbeat {chunk.heartbeat_at:%H:%M:%S}" if chunk.heartbeat_at else "no heartbeat"
         click.echo(f"  stalled chunk {chunk.chunk}: taken by {chunk.worker} at {chunk.started_at:%H:%M:%S}, {beat}, "

@@ -88,8 +88,46 @@ def _preload_tensorflow(consumer: Any) -> None:
     import_tensorflow()
 
 
+def _survive_a_lost_redis_connection() -> None:
+    """Keep a worker alive when Redis goes away while it holds unacknowledged messages.
+
+    kombu's Redis channel restores those messages when it closes, and acknowledges each one when its task ends;
+    with the channel's connection already gone both fail with an ``AttributeError`` (``'NoneType' object has no
+    attribute 'hostname'`` / ``'client'``; kombu issues 582 and 970), which Celery treats as unrecoverable: the
+    worker exits instead of reconnecting (measured here: both workers exited on ``Redis killed and restarted
+    empty``). There is nothing to restore or acknowledge then (the broker is gone and may come back empty); the
+    chunks' leases and the lost-message sweep take care of them.
+    """
+    from kombu.transport import redis
+
+    def tolerant(name: str) -> None:
+        original = getattr(redis.QoS, name)
+        if getattr(original, "annotate_patched", False):
+            return
+
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return original(self, *args, **kwargs)
+            except AttributeError:
+                connection = self.channel.connection
+                if connection is not None and getattr(connection, "client", None) is not None:
+                    raise
+                log.warning("lost the broker: skipped %s of %s unacknowledged messages (sweeps send their "
+                            "chunks again)", name, len(self._delivered))
+                if name == "restore_unacked":
+                    self._delivered.clear()
+                return None
+
+        call.annotate_patched = True  # type: ignore[attr-defined]
+        setattr(redis.QoS, name, call)
+
+    for name in ("restore_unacked", "ack", "reject"):
+        tolerant(name)
+
+
 def install(app: Celery) -> None:
     """Connect the worker signals of ``app`` (once per process)."""
+    _survive_a_lost_redis_connection()
 
     def ready(sender: Any = None, **_: Any) -> None:
         _preload_tensorflow(sender)

@@ -12,5 +12,10 @@ COPY db db
 COPY migrations migrations
 RUN pip install --no-cache-dir '.[service,cloud]' \
     && if [ -n "$TENSORFLOW" ]; then pip uninstall -y tensorflow-cpu && pip install --no-cache-dir "$TENSORFLOW"; fi
+# Workers, the CLI and Flower never run as root. The home folder is created here so that a named volume mounted
+# on it starts out owned by this user.
+RUN useradd --system --uid 10001 --user-group --home-dir /data/annotate --no-create-home annotate \
+    && mkdir -p /data/annotate && chown annotate:annotate /data/annotate
+USER 10001:10001
 ENTRYPOINT ["annotate"]
 CMD ["--help"]

@@ -17,6 +17,10 @@ class ModelStoreError(AnnotateError):
     """A stored model file is missing, changed since it was registered, or cannot be loaded."""
 
 
+class BrokerUnreachableError(AnnotateError):
+    """The broker of ANNOTATE_BROKER_URL does not answer."""
+
+
 class UnknownJobError(AnnotateError):
     """A job id that is not in the database."""
 

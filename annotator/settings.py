@@ -10,9 +10,11 @@ DEFAULT_HOME = Path("~/.annotate")
 DEFAULT_CHUNK_SIZE = 256
 DEFAULT_QUEUE = "annotate"  # the queue chunks go to unless `--queue` or ANNOTATE_QUEUE names another
 DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
-DEFAULT_STALL_SECONDS = 15 * 60
-# Redis redelivers an unacknowledged task after this long; it must exceed the slowest chunk.
+# Redis redelivers an unacknowledged task after this long; a late copy of a chunk already done or leased is ignored.
 DEFAULT_VISIBILITY_TIMEOUT = 60 * 60
+DEFAULT_LEASE_SECONDS = 60  # a chunk whose worker stopped renewing its lease this long goes to another worker
+DEFAULT_HEARTBEAT_SECONDS = 10  # how often leases are renewed and sweeps run
+DEFAULT_REQUEUE_SECONDS = 30  # a queued chunk nobody took this long, its queue empty, is sent again
 
 
 def _int_from_env(environ: dict[str, str], name: str, default: int) -> int:
@@ -37,8 +39,15 @@ class Settings:
     broker_url: str | None = None
     chunk_size: int = DEFAULT_CHUNK_SIZE
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
-    stall_seconds: int = DEFAULT_STALL_SECONDS
     visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT
+    lease_seconds: int = DEFAULT_LEASE_SECONDS
+    heartbeat_seconds: int = DEFAULT_HEARTBEAT_SECONDS
+    requeue_seconds: int = DEFAULT_REQUEUE_SECONDS
+
+    def __post_init__(self) -> None:
+        if self.heartbeat_seconds * 2 > self.lease_seconds:
+            raise ValueError(f"ANNOTATE_HEARTBEAT_SECONDS ({self.heartbeat_seconds}) must be at most half of "
+                             f"ANNOTATE_LEASE_SECONDS ({self.lease_seconds}), or leases expire between heartbeats.")
 
     @property
     def models_dir(self) -> Path:
@@ -62,6 +71,8 @@ class Settings:
             broker_url=env.get("ANNOTATE_BROKER_URL") or None,
             chunk_size=_int_from_env(env, "ANNOTATE_CHUNK_SIZE", DEFAULT_CHUNK_SIZE),
             max_image_pixels=_int_from_env(env, "ANNOTATE_MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS),
-            stall_seconds=_int_from_env(env, "ANNOTATE_STALL_SECONDS", DEFAULT_STALL_SECONDS),
             visibility_timeout=_int_from_env(env, "ANNOTATE_VISIBILITY_TIMEOUT", DEFAULT_VISIBILITY_TIMEOUT),
+            lease_seconds=_int_from_env(env, "ANNOTATE_LEASE_SECONDS", DEFAULT_LEASE_SECONDS),
+            heartbeat_seconds=_int_from_env(env, "ANNOTATE_HEARTBEAT_SECONDS", DEFAULT_HEARTBEAT_SECONDS),
+            requeue_seconds=_int_from_env(env, "ANNOTATE_REQUEUE_SECONDS", DEFAULT_REQUEUE_SECONDS),
         )

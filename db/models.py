@@ -34,6 +34,7 @@ class JobStatus(str, enum.Enum):
     """Life cycle of a job."""
 
     RECORDING = "recording"  # submit is still adding its images; chunks already recorded may run
+    INTERRUPTED = "interrupted"  # submit died while recording; the same submit again resumes it
     RUNNING = "running"
     FINISHED = "finished"
     CANCELLED = "cancelled"
@@ -71,6 +72,9 @@ class Job(Base):
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.RUNNING.value)
     total: Mapped[int] = mapped_column(default=0)
     chunks: Mapped[int] = mapped_column(default=0)
+    queue: Mapped[str] = mapped_column(String(64), default="annotate", server_default="annotate")
+    # While recording: renewed by the submit with every chunk it records; expired means the submit died.
+    lease_expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
 
@@ -78,10 +82,10 @@ class Job(Base):
 
 
 class JobChunk(Base):
-    """One task's worth of a job's images: who ran it, when, and how often (a stalled chunk shows here)."""
+    """One task's worth of a job's images: who holds it under which lease, when it was sent, how often taken."""
 
     __tablename__ = "job_chunks"
-    __table_args__ = (UniqueConstraint("job_id", "chunk"),)
+    __table_args__ = (UniqueConstraint("job_id", "chunk"), Index("ix_job_chunks_status", "status"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
@@ -91,6 +95,10 @@ class JobChunk(Base):
     worker: Mapped[str | None] = mapped_column(String(256))
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    queued_at: Mapped[datetime | None]  # when its task was last sent
+    lease_owner: Mapped[str | None] = mapped_column(String(64))  # the delivery (task id) holding it
+    lease_expires_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
 
 
 class Image(Base):

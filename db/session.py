@@ -9,6 +9,10 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+CONNECT_TIMEOUT_SECONDS = 10
+"""A PostgreSQL server that does not answer is an error after this long, not a hang."""
+FULL_DISK_MARKERS = ("disk is full", "no space left", "could not extend file", "diskfull")
+UNREACHABLE_MARKERS = ("connect", "server closed", "terminating connection", "unable to open")
 
 
 def _configure_sqlite(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -31,8 +35,37 @@ def make_engine(url: str, application_name: str | None = None) -> Engine:
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         event.listen(engine, "connect", _configure_sqlite)
         return engine
-    connect_args = {"application_name": application_name} if application_name else {}
+    connect_args: dict[str, object] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    if application_name:
+        connect_args["application_name"] = application_name
     return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+
+
+def is_disconnect(error: BaseException) -> bool:
+    """True for a lost or refused connection (a server restarting), which is worth trying again."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    if not isinstance(error, DBAPIError):
+        return False
+    detail = str(error.orig or error).lower()
+    return error.connection_invalidated or (isinstance(error, (OperationalError, InterfaceError))
+                                            and any(marker in detail for marker in UNREACHABLE_MARKERS))
+
+
+def database_problem(error: BaseException) -> str | None:
+    """One line a user can act on for a failure of the database (unreachable, disk full), else None."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    if not isinstance(error, DBAPIError):
+        return None
+    detail = " ".join(str(error.orig or error).split()) or type(error).__name__
+    if any(marker in detail.lower() for marker in FULL_DISK_MARKERS):
+        return (f"The database's disk is full ({detail.rstrip('.')}); nothing of the failed transaction was written. "
+                "Free some space and run the command again.")
+    if isinstance(error, (OperationalError, InterfaceError)) and \
+            any(marker in detail.lower() for marker in UNREACHABLE_MARKERS):
+        return f"Cannot reach the database ({detail.rstrip('.')}): check ANNOTATE_DATABASE_URL and that the server runs."
+    return f"The database failed: {detail}"
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

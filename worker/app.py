@@ -6,7 +6,11 @@ from functools import lru_cache
 
 from celery import Celery
 
+from annotator.errors import BrokerUnreachableError
 from annotator.settings import DEFAULT_QUEUE, Settings
+
+BROKER_TIMEOUT = 5
+"""Seconds to connect to the broker before a command says it cannot be reached."""
 
 
 def create_app(settings: Settings) -> Celery:
@@ -22,7 +26,9 @@ def create_app(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         task_default_queue=DEFAULT_QUEUE,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout},
+        broker_connection_timeout=BROKER_TIMEOUT,
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout,
+                                  "socket_connect_timeout": BROKER_TIMEOUT, "socket_timeout": 30},
     )
     if settings.eager:
         app.conf.update(task_always_eager=True, task_eager_propagates=True, broker_url="memory://")
@@ -31,7 +37,24 @@ def create_app(settings: Settings) -> Celery:
     from worker.tasks import register_tasks
 
     register_tasks(app)
+    if not settings.eager:
+        from worker.supervision import install
+
+        install(app)
     return app
+
+
+def check_broker(app: Celery) -> None:
+    """Connect to the broker once, or raise :class:`BrokerUnreachableError` within seconds."""
+    from kombu.exceptions import OperationalError
+
+    with app.connection_for_write() as connection:
+        try:
+            connection.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT)
+        except (OperationalError, OSError) as error:
+            reason = str(error).rstrip(".")
+            raise BrokerUnreachableError(f"Cannot reach the broker at {connection.as_uri()} ({reason}): check "
+                                         "ANNOTATE_BROKER_URL and that Redis is running.") from None
 
 
 @lru_cache(maxsize=1)

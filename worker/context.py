@@ -9,17 +9,19 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from annotator.jobs.leases import LeaseKeeper
 from annotator.settings import Settings
 from db.session import make_engine, make_session_factory
 
 
 @dataclass(frozen=True)
 class WorkerContext:
-    """What a task needs to reach the database."""
+    """What a task needs to reach the database, and the heartbeat thread renewing this process's leases."""
 
     settings: Settings
     engine: Engine
     factory: sessionmaker[Session]
+    keeper: LeaseKeeper
 
 
 _contexts: dict[tuple[int, str], WorkerContext] = {}
@@ -31,5 +33,7 @@ def get_context() -> WorkerContext:
     key = (os.getpid(), settings.database_url)
     if key not in _contexts:
         engine = make_engine(settings.database_url, application_name=f"annotate worker {socket.gethostname()}:{key[0]}")
-        _contexts[key] = WorkerContext(settings, engine, make_session_factory(engine))
+        factory = make_session_factory(engine)
+        _contexts[key] = WorkerContext(settings, engine, factory,
+                                       LeaseKeeper(factory, settings.lease_seconds, settings.heartbeat_seconds))
     return _contexts[key]

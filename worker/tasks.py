@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from celery import Celery
+from celery import Celery, current_task
+from celery.exceptions import Reject
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from annotator.jobs.pipeline import process_chunk
@@ -15,7 +16,12 @@ def annotate_chunk(job_id: int, chunk: int) -> dict[str, int]:
     from worker.context import get_context
 
     context = get_context()
-    outcome = process_chunk(context.factory, context.settings, job_id, chunk)
+    if context.keeper.closing.is_set():
+        # Received during a warm shutdown (it may be a chunk this worker just handed back): back to the queue.
+        raise Reject("this worker is shutting down", requeue=True)
+    # The task id names the lease: a retry of this delivery (after a dropped connection) keeps the chunk.
+    owner = current_task.request.id if current_task else None
+    outcome = process_chunk(context.factory, context.settings, job_id, chunk, owner=owner, keeper=context.keeper)
     return {"done": outcome.done, "failed": outcome.failed}
 
 

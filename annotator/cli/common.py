@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -52,8 +53,26 @@ def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             raise click.ClickException(str(error)) from None
         except ValueError as error:
             raise click.ClickException(str(error)) from None
+        except Exception as error:
+            message = _service_problem(error)
+            if message is None:
+                raise
+            raise click.ClickException(message) from None
 
     return wrapper
+
+
+def _service_problem(error: Exception) -> str | None:
+    """One line for a database or broker failure (the modules are loaded only if a command used them)."""
+    if "sqlalchemy" in sys.modules:
+        from db.session import database_problem
+
+        message = database_problem(error)
+        if message is not None:
+            return message
+    if type(error).__module__.startswith(("kombu", "redis")):
+        return f"The broker failed: {error}. Check ANNOTATE_BROKER_URL and that Redis is running."
+    return None
 
 
 def queue_option(help_text: str) -> Callable[..., Any]:

@@ -49,6 +49,9 @@ def submit(source: str | None, from_list: str | None, wait: bool, chunk_size: in
         job = submit_source(settings, factory, source, from_list=from_list,
                             chunk_size=chunk_size or settings.chunk_size, faces=faces,
                             queue=queue, on_progress=bar if wait and settings.eager else None)
+    if job.resumed is not None:
+        click.echo(f"Resumed job {job.job_id}: its submit was interrupted after recording {job.resumed} of "
+                   f"{job.total} files.")
     click.echo(f"Job {job.job_id}: {job.total} files, {len(job.chunks)} chunks, "
                f"{job.skipped} skipped, {job.failed} rejected before decoding (not images or unreadable).")
     if not job.chunks:
@@ -65,7 +68,7 @@ def _report_queued(settings: Settings, factory: sessionmaker[Session], job_id: i
     click.echo(f"Queued {chunks} chunks on queue {queue!r} of {settings.broker_url}.")
     if wait:
         with progress_bar() as bar:
-            wait_for(factory, job_id, on_progress=bar)
+            wait_for(factory, job_id, on_progress=bar, settings=settings)
 
 
 @click.command()
@@ -83,7 +86,8 @@ def reannotate(job_id: int | None, wait: bool, chunk_size: int | None, queue: st
     settings = load_settings()
     factory = open_database(settings)
     with transaction(factory) as session:
-        jobs = create_reannotation_jobs(session, chunk_size=chunk_size or settings.chunk_size, job_id=job_id)
+        jobs = create_reannotation_jobs(session, chunk_size=chunk_size or settings.chunk_size, job_id=job_id,
+                                        queue=queue)
     if not jobs:
         click.echo("Nothing to reannotate: every face has current predictions from the active model versions.")
     for job in jobs:
@@ -105,20 +109,27 @@ def format_summary(summary: JobSummary) -> str:
             f"pending {summary.pending:<6} faces {summary.faces:<7} {summary.elapsed_seconds:7.1f}s  {summary.source}")
 
 
-def print_summary(factory: sessionmaker[Session], job_id: int, stall_seconds: int | None = None,
+def print_summary(factory: sessionmaker[Session], job_id: int, show_stalled: bool = False,
                   all_failures: bool = False) -> None:
-    """The job's line, its stalled chunks and its failed images with their reason codes."""
+    """The job's line, what happened to it, its stalled chunks and its failed images with their reason codes."""
     from annotator.jobs.operations import stalled_chunks
     from annotator.jobs.status import failed_images, job_summary
 
     with factory() as session:
         summary = job_summary(session, job_id)
         failures = failed_images(session, job_id)
-        stalled = stalled_chunks(session, job_id, stall_seconds) if stall_seconds is not None else []
+        stalled = stalled_chunks(session, job_id) if show_stalled else []
     click.echo(format_summary(summary))
+    if summary.status == "interrupted":
+        recorded = summary.done + summary.skipped + summary.failed + summary.pending
+        of = f"{recorded} of {summary.total} files" if summary.total > recorded else f"recording {recorded} files"
+        click.echo(f"  interrupted: the submit recording this job stopped after {of}; the recorded ones are still "
+                   f"annotated. Run `annotate submit {summary.source}` with the same options again to record the "
+                   f"rest, or `annotate jobs cancel {job_id}`.")
     for chunk in stalled:
-        click.echo(f"  stalled chunk {chunk.chunk}: taken by {chunk.worker} at {chunk.started_at:%H:%M:%S}, "
-                   f"attempt {chunk.attempts}; `annotate jobs retry {job_id}` queues it again")
+        beat = f"last heartbeat {chunk.heartbeat_at:%H:%M:%S}" if chunk.heartbeat_at else "no heartbeat"
+        click.echo(f"  stalled chunk {chunk.chunk}: taken by {chunk.worker} at {chunk.started_at:%H:%M:%S}, {beat}, "
+                   f"attempt {chunk.attempts}; its lease expired, so the next sweep of a live worker queues it again")
     no_face = sum(failure.reason == "no_face" for failure in failures)
     if summary.total and no_face >= summary.total / 2:
         click.echo(f"  {no_face} of {summary.total} images have no face. If they are aligned portraits (one face "
@@ -163,14 +174,15 @@ def print_staleness(factory: sessionmaker[Session], only_stale: bool = False, er
 @user_errors
 def status(job_id: int | None, watch: bool, interval: float, all_failures: bool) -> None:
     """Show jobs with their counts and timings; with JOB_ID, also its failed images and reason codes."""
-    from annotator.jobs.orchestration import read_progress
+    from annotator.jobs.orchestration import read_progress, sweep_once
     from annotator.jobs.status import recent_jobs
 
     settings = load_settings()
     factory = open_database(settings)
     while True:
+        sweep_once(settings, factory)  # so what is shown is what happened: interrupted submits, expired leases
         if job_id is not None:
-            print_summary(factory, job_id, settings.stall_seconds, all_failures)
+            print_summary(factory, job_id, show_stalled=True, all_failures=all_failures)
             running = read_progress(factory, job_id).in_progress
         else:
             with factory() as session:
@@ -210,7 +222,7 @@ def jobs_cancel(job_id: int) -> None:
 @queue_option("Queue to send the chunks to.")
 @user_errors
 def jobs_retry(job_id: int, queue: str) -> None:
-    """Queue again the chunks of a job that have failed images or whose worker stalled."""
+    """Queue again the chunks of a job that have failed images or whose lease expired (workers also do this)."""
     from annotator.jobs.operations import chunks_to_retry
     from annotator.jobs.orchestration import run_chunks
     from db.session import transaction
@@ -218,7 +230,7 @@ def jobs_retry(job_id: int, queue: str) -> None:
     settings = load_settings()
     factory = open_database(settings)
     with transaction(factory) as session:
-        chunks = chunks_to_retry(session, job_id, settings.stall_seconds)
+        chunks = chunks_to_retry(session, job_id)
     if not chunks:
         click.echo(f"Job {job_id} has no failed or stalled chunks.")
         return

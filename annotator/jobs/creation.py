@@ -1,27 +1,39 @@
-"""Create a job from a folder, an object store prefix or a list: discover and hash images, skip finished work,
-split the rest into chunks."""
+"""Create a job from a folder, an object store prefix or a list: hash its images, skip finished work, split the
+rest into chunks. Recording one chunk at a time, with resume after an interrupted submit, is in ``recording``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from annotator.errors import SourceError
 from annotator.faces.modes import FaceOptions
-from annotator.images.discovery import Discovered, Rejected, discover, discover_listed, discover_objects
-from annotator.images.lists import read_list
-from annotator.images.sources import is_uri, normalised
+from annotator.images.discovery import Discovered, Rejected
+from annotator.jobs.inputs import ImageSource, as_source, first_batch
 from annotator.jobs.pipeline import finish_job_if_complete
 from annotator.jobs.staleness import ChainVersions
 from annotator.models.store import active_chain_versions
-from db.models import Face, Image, ImageStatus, Job, JobChunk, JobImage, JobStatus, ModelVersion, Prediction
+from annotator.settings import DEFAULT_QUEUE
+from db.models import (
+    Face,
+    Image,
+    ImageStatus,
+    Job,
+    JobChunk,
+    JobImage,
+    JobStatus,
+    ModelVersion,
+    Prediction,
+    utcnow,
+)
 from db.queries import QUERY_BATCH, batched, insert_ignoring_conflicts
-from db.session import transaction
+
+RECORDING_STATES = (JobStatus.RECORDING.value, JobStatus.INTERRUPTED.value)
 
 
 @dataclass(frozen=True)
@@ -33,6 +45,7 @@ class NewJob:
     skipped: int
     failed: int
     chunks: list[int]
+    resumed: int | None = None  # files an interrupted submit had recorded, when this one resumed its job
 
 
 def _image_ids(session: Session, found: Iterable) -> dict[str, int]:  # type: ignore[type-arg]
@@ -68,11 +81,12 @@ def already_annotated(session: Session, image_ids: Sequence[int], chain: ChainVe
 
 
 def new_job(session: Session, source: str, faces: FaceOptions, versions: Sequence[ModelVersion], *,
-            chunk_size: int, total: int, status: JobStatus = JobStatus.RUNNING) -> Job:
-    """Record a job of the ``versions`` chain (its members come with :func:`add_members` or a recorder)."""
+            chunk_size: int, total: int, status: JobStatus = JobStatus.RUNNING, queue: str = DEFAULT_QUEUE) -> Job:
+    """Record a job of the ``versions`` chain whose chunks go to ``queue`` (its members come with
+    :func:`add_members` or a recorder)."""
     job = Job(source=source, face_mode=faces.mode.value, face_options=faces.to_record(),
               chain=[v.name for v in versions], model_version_ids=[v.id for v in versions],
-              chunk_size=chunk_size, total=total, status=status.value)
+              chunk_size=chunk_size, total=total, status=status.value, queue=queue)
     session.add(job)
     session.flush()
     return job
@@ -93,68 +107,45 @@ def add_members(session: Session, job: Job, members: list[dict[str, Any]]) -> Ne
 
 
 def _add_chunks(session: Session, job_id: int, chunks: Iterable[int]) -> None:
-    rows = [{"job_id": job_id, "chunk": chunk, "status": "queued", "attempts": 0} for chunk in chunks]
+    now = utcnow()
+    rows = [{"job_id": job_id, "chunk": chunk, "status": "queued", "attempts": 0, "queued_at": now} for chunk in chunks]
     if rows:
         session.execute(JobChunk.__table__.insert(), rows)
 
 
-def _checked_source(source: Path) -> Path:
-    source = source.expanduser().resolve()
-    if not source.exists():
-        raise SourceError(f"Folder not found: {source}.")
-    if not source.is_dir():
-        raise SourceError(f"Not a folder: {source}. Submit the folder that holds the images.")
-    return source
+def _rejected(job_id: int, rejected: Rejected) -> dict[str, Any]:
+    path, failure = rejected
+    return {"job_id": job_id, "image_id": None, "path": str(path), "chunk": None,
+            "status": ImageStatus.FAILED.value, "reason": failure.reason.value, "detail": failure.detail}
 
 
-@dataclass(frozen=True)
-class ImageSource:
-    """What a job is submitted from, and its images in batches (discovered as they are taken)."""
-
-    name: str  # recorded as the job's source
-    batches: Iterator[Discovered]
-    nothing_found: str  # the error when no batch holds anything
-
-
-def _folder_batches(root: Path, batch_size: int) -> Iterator[Discovered]:
-    found, failures = discover(root)  # hashed up front: a local disk answers fast, and the order stays stable
-    for start in range(0, len(found), batch_size):
-        yield Discovered(found[start : start + batch_size])
-    if failures:
-        yield Discovered(failures=list(failures))
-
-
-def open_source(source: str | Path | None = None, *, from_list: str | Path | None = None,
-                batch_size: int) -> ImageSource:
-    """The images of a folder, a URI prefix (``s3://bucket/prefix``, ``gs://...``) or a list of paths and URIs.
-
-    A folder is checked now; a prefix is listed and a list read only when the first batch is taken.
-    """
-    if (source is None) == (from_list is None):
-        raise SourceError("Give one source: a folder, a URI such as s3://bucket/prefix, or --from-list FILE.")
-    if from_list is not None:
-        where = str(from_list) if is_uri(str(from_list)) else normalised(from_list)
-
-        def listed() -> Iterator[Discovered]:
-            yield from discover_listed(read_list(where), batch_size)
-
-        return ImageSource(where, listed(), f"{where} lists no paths or URIs.")
-    if is_uri(str(source)):
-        uri = normalised(str(source))
-        return ImageSource(uri, discover_objects(uri, batch_size),
-                           f"No objects found under {uri} (looked under every sub-prefix, by content).")
-    root = _checked_source(Path(source))  # type: ignore[arg-type]
-    return ImageSource(str(root), _folder_batches(root, batch_size),
-                       f"No images found in {root} (looked in every sub-folder, by content).")
-
-
-class _Recorder:
+class Recorder:
     """Turns a job's found images into members and chunks, batch by batch; every chunk it returns is complete."""
 
-    def __init__(self, job_id: int, chunk_size: int, chain: ChainVersions, method: str) -> None:
+    def __init__(self, job_id: int, chunk_size: int, chain: ChainVersions, method: str, expected: int = 0) -> None:
         self.job_id, self.chunk_size, self.chain, self.method = job_id, chunk_size, chain, method
+        self.expected = expected  # files the source holds, when it said so before its first batch
         self.seen: set[int] = set()
         self.pending = self.skipped = self.failed = self.chunks = self.total = 0
+
+    @classmethod
+    def resume(cls, session: Session, job: Job, chain: ChainVersions, method: str) -> tuple[Recorder, set[str]]:
+        """A recorder that goes on where an interrupted one stopped, and the paths it had recorded."""
+        recorder = cls(job.id, job.chunk_size, chain, method, expected=job.total)
+        paths = set()
+        rows = session.execute(select(JobImage.path, JobImage.image_id, JobImage.chunk, JobImage.status)
+                               .where(JobImage.job_id == job.id))
+        for path, image_id, chunk, status in rows:
+            paths.add(path)
+            recorder.total += 1
+            if image_id is not None:
+                recorder.seen.add(image_id)
+            recorder.pending += chunk is not None
+            recorder.skipped += status == ImageStatus.SKIPPED.value and chunk is None
+            recorder.failed += status == ImageStatus.FAILED.value and image_id is None
+        recorder.chunks = session.scalar(select(func.count()).select_from(JobChunk)
+                                         .where(JobChunk.job_id == job.id)) or 0
+        return recorder, paths
 
     def add(self, session: Session, batch: Discovered) -> list[int]:
         """Record members for a batch of found and rejected files; returns the chunks that this batch completed."""
@@ -179,16 +170,23 @@ class _Recorder:
         self.failed += len(batch.failures)
         self.total += len(members)
         insert_ignoring_conflicts(session, JobImage, members)
-        session.execute(update(Job).where(Job.id == self.job_id).values(total=self.total))
+        session.execute(update(Job).where(Job.id == self.job_id).values(total=max(self.total, self.expected)))
         return self._close_chunks(session, self.pending // self.chunk_size)
+
+    def renew(self, session: Session, lease_seconds: int) -> None:
+        """Extend the recording lease (and take the job back from ``interrupted`` if a sweep got there first)."""
+        session.execute(update(Job).where(Job.id == self.job_id, Job.status.in_(RECORDING_STATES))
+                        .values(status=JobStatus.RECORDING.value,
+                                lease_expires_at=utcnow() + timedelta(seconds=lease_seconds)))
 
     def finish(self, session: Session) -> list[int]:
         """Record the last partial chunk, then let the job run (and finish)."""
         ready = self._close_chunks(session, -(-self.pending // self.chunk_size))
         # Compare-and-set: a job cancelled while it was being recorded stays cancelled, and so do the images
         # recorded after the cancel.
-        started = session.execute(update(Job).where(Job.id == self.job_id, Job.status == JobStatus.RECORDING.value)
-                                  .values(status=JobStatus.RUNNING.value, chunks=self.chunks))
+        started = session.execute(update(Job).where(Job.id == self.job_id, Job.status.in_(RECORDING_STATES))
+                                  .values(status=JobStatus.RUNNING.value, chunks=self.chunks, total=self.total,
+                                          lease_expires_at=None))
         if started.rowcount == 0:
             session.execute(update(JobImage).where(JobImage.job_id == self.job_id,
                                                    JobImage.status == ImageStatus.PENDING.value)
@@ -208,77 +206,24 @@ class _Recorder:
         return NewJob(self.job_id, self.total, self.skipped, self.failed, list(range(self.chunks)))
 
 
-def _rejected(job_id: int, rejected: Rejected) -> dict[str, Any]:
-    path, failure = rejected
-    return {"job_id": job_id, "image_id": None, "path": str(path), "chunk": None,
-            "status": ImageStatus.FAILED.value, "reason": failure.reason.value, "detail": failure.detail}
-
-
-def _first_batch(source: ImageSource) -> Discovered:
-    """The first batch that holds anything, or :class:`SourceError` when the source holds nothing."""
-    for batch in source.batches:
-        if batch.found or batch.failures:
-            return batch
-    raise SourceError(source.nothing_found)
-
-
-def _start_recording(session: Session, source: ImageSource, chunk_size: int, faces: FaceOptions) -> _Recorder:
+def start_recording(session: Session, source: ImageSource, chunk_size: int, faces: FaceOptions, *,
+                    queue: str = DEFAULT_QUEUE) -> Recorder:
+    """A new job of the active chain, ``recording`` until its recorder finishes."""
     versions = active_chain_versions(session)
-    job = new_job(session, source.name, faces, versions, chunk_size=chunk_size, total=0,
-                  status=JobStatus.RECORDING)
-    return _Recorder(job.id, chunk_size, ChainVersions.of(versions), faces.method)
+    job = new_job(session, source.name, faces, versions, chunk_size=chunk_size, total=source.size or 0,
+                  status=JobStatus.RECORDING, queue=queue)
+    return Recorder(job.id, chunk_size, ChainVersions.of(versions), faces.method, expected=source.size or 0)
 
 
-def _as_source(source: ImageSource | str | Path, chunk_size: int) -> ImageSource:
-    return source if isinstance(source, ImageSource) else open_source(source, batch_size=chunk_size)
-
-
-def create_job(session: Session, source: ImageSource | str | Path, *, chunk_size: int,
-               faces: FaceOptions) -> NewJob:
-    """Record a job for every image of ``source`` (see :func:`open_source`), finding faces as ``faces`` says;
-    nothing runs yet."""
-    source = _as_source(source, chunk_size)
-    first = _first_batch(source)
-    recorder = _start_recording(session, source, chunk_size, faces)
+def create_job(session: Session, source: ImageSource | str | Path, *, chunk_size: int, faces: FaceOptions,
+               queue: str = DEFAULT_QUEUE) -> NewJob:
+    """Record a job for every image of ``source`` (see :func:`~annotator.jobs.inputs.open_source`), finding
+    faces as ``faces`` says; nothing runs yet."""
+    source = as_source(source, chunk_size)
+    first = first_batch(source)
+    recorder = start_recording(session, source, chunk_size, faces, queue=queue)
     recorder.add(session, first)
     for batch in source.batches:
         recorder.add(session, batch)
     recorder.finish(session)
     return recorder.result()
-
-
-def record_job(factory: sessionmaker[Session], source: ImageSource | str | Path, *, chunk_size: int,
-               faces: FaceOptions, on_chunks: Callable[[int, list[int]], None]) -> NewJob:
-    """Like :func:`create_job`, but committed one batch at a time: ``on_chunks(job_id, chunks)`` gets each
-    chunk as soon as it is recorded, so workers start on a large folder (or prefix, listed and hashed page by
-    page) while the rest is still recorded.
-
-    Until the last chunk is recorded the job is ``recording`` and cannot finish; if this process dies in
-    between, the recorded chunks still run and the job stays ``recording`` until it is cancelled.
-    """
-    source = _as_source(source, chunk_size)
-    first = _first_batch(source)
-    with transaction(factory) as session:
-        recorder = _start_recording(session, source, chunk_size, faces)
-    failure: SourceError | None = None
-    try:
-        for batch in _chained(first, source.batches):
-            with transaction(factory) as session:
-                ready = recorder.add(session, batch)
-            if ready:
-                on_chunks(recorder.job_id, ready)
-    except SourceError as error:  # a listing that fails half-way: what was recorded still runs
-        failure = error
-    with transaction(factory) as session:
-        ready = recorder.finish(session)
-    if ready:
-        on_chunks(recorder.job_id, ready)
-    if failure is not None:
-        raise SourceError(f"{failure} Job {recorder.job_id} annotates the {recorder.total} files recorded before "
-                          "that; submit again for the rest (what is done is skipped).")
-    return recorder.result()
-
-
-def _chained(first: Discovered, rest: Iterator[Discovered]) -> Iterator[Discovered]:
-    yield first
-    yield from rest

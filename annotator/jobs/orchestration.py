@@ -2,19 +2,27 @@
 
 The CLI, ``reannotate``, ``jobs retry`` and the tests all go through these functions; only the progress display is
 theirs (``on_progress`` receives a :class:`~annotator.jobs.status.JobProgress` whenever the counts may have moved).
+While it waits, a submit sweeps like a worker does (:mod:`annotator.jobs.recovery`), so a job heals even when
+every worker that could have noticed the fault is the one that failed.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from annotator.faces.modes import FaceOptions
-from annotator.jobs.creation import NewJob, create_job, open_source, record_job
+from annotator.jobs.creation import NewJob, create_job
+from annotator.jobs.inputs import open_source
+from annotator.jobs.recording import record_job
+from annotator.jobs.recovery import SweepReport, sweep
 from annotator.jobs.status import JobProgress, job_progress
 from annotator.settings import DEFAULT_QUEUE, Settings
 from db.session import transaction
@@ -22,6 +30,7 @@ from db.session import transaction
 PROGRESS_INTERVAL = 0.1  # seconds between two polls of a job's counts: one cheap query each
 
 OnProgress = Callable[[JobProgress], None]
+log = logging.getLogger(__name__)
 
 
 def _chunk_task(settings: Settings) -> Any:
@@ -29,6 +38,27 @@ def _chunk_task(settings: Settings) -> Any:
     from worker.app import create_app
 
     return create_app(settings).tasks["annotate.chunk"]
+
+
+@lru_cache(maxsize=4)
+def _broker(settings: Settings) -> Any:
+    from worker.app import create_app
+    from worker.supervision import CeleryBroker
+
+    return CeleryBroker(create_app(settings))
+
+
+def check_broker(settings: Settings) -> None:
+    """Raise :class:`~annotator.errors.BrokerUnreachableError` within seconds if the broker does not answer."""
+    from worker.app import check_broker as check
+    from worker.app import create_app
+
+    check(create_app(settings))
+
+
+def sweep_once(settings: Settings, factory: sessionmaker[Session]) -> SweepReport:
+    """Heal what can be healed now (expired leases, lost messages, interrupted submits, complete jobs)."""
+    return sweep(factory, settings, None if settings.eager else _broker(settings))
 
 
 def read_progress(factory: sessionmaker[Session], job_id: int) -> JobProgress:
@@ -40,11 +70,12 @@ def read_progress(factory: sessionmaker[Session], job_id: int) -> JobProgress:
 def run_chunks(settings: Settings, factory: sessionmaker[Session], job_id: int, chunks: list[int], *,
                queue: str = DEFAULT_QUEUE, on_progress: OnProgress | None = None) -> None:
     """Without a broker run the chunks here, one by one; with one, send a task per chunk to ``queue``."""
-    task = _chunk_task(settings)
     if not settings.eager:
+        broker = _broker(settings)
         for chunk in chunks:
-            task.apply_async((job_id, chunk), queue=queue)
+            broker.send(job_id, chunk, queue)
         return
+    task = _chunk_task(settings)
     if on_progress is not None:
         on_progress(read_progress(factory, job_id))
     for chunk in chunks:
@@ -65,24 +96,43 @@ def submit_source(settings: Settings, factory: sessionmaker[Session], source: st
     images = open_source(source, from_list=from_list, batch_size=chunk_size)
     if settings.eager:
         with transaction(factory) as session:
-            job = create_job(session, images, chunk_size=chunk_size, faces=faces)
+            job = create_job(session, images, chunk_size=chunk_size, faces=faces, queue=queue)
         if job.chunks:
             run_chunks(settings, factory, job.job_id, job.chunks, on_progress=on_progress)
         return job
-    task = _chunk_task(settings)
+    check_broker(settings)  # before anything is recorded
+    broker = _broker(settings)
 
     def enqueue(job_id: int, chunks: list[int]) -> None:
         for chunk in chunks:
-            task.apply_async((job_id, chunk), queue=queue)
+            broker.send(job_id, chunk, queue)
 
-    return record_job(factory, images, chunk_size=chunk_size, faces=faces, on_chunks=enqueue)
+    return record_job(factory, images, chunk_size=chunk_size, faces=faces, on_chunks=enqueue, queue=queue,
+                      lease_seconds=settings.lease_seconds)
 
 
 def wait_for(factory: sessionmaker[Session], job_id: int, on_progress: OnProgress | None = None,
-             interval: float = PROGRESS_INTERVAL) -> JobProgress:
-    """Poll the job until it is no longer recording or running (finished or cancelled); its last progress."""
+             interval: float = PROGRESS_INTERVAL, settings: Settings | None = None) -> JobProgress:
+    """Poll the job until it is no longer recording or running (finished or cancelled); its last progress.
+
+    With ``settings`` of a broker it also sweeps every ``heartbeat_seconds``. A database that goes away for a
+    while (restarted, failing over) is waited for, not an error.
+    """
+    last_sweep = time.monotonic()
+    progress = None
     while True:
-        progress = read_progress(factory, job_id)
+        try:
+            progress = read_progress(factory, job_id)
+            if settings is not None and not settings.eager and \
+                    time.monotonic() - last_sweep >= settings.heartbeat_seconds:
+                last_sweep = time.monotonic()
+                sweep_once(settings, factory)
+        except DBAPIError:
+            if progress is None:
+                raise
+            log.warning("lost the database while waiting for job %s; trying again", job_id)
+            time.sleep(1)
+            continue
         if on_progress is not None:
             on_progress(progress)
         if not progress.in_progress:

@@ -4,12 +4,15 @@ This is the plain function behind the Celery task; the eager path, the workers a
 It is idempotent: rows are inserted ignoring conflicts and only still-pending images change status, so a
 redelivered chunk neither duplicates nor loses work. Faces already recorded for an image by the same face
 mode are reused, so a redelivery or a new model version sees exactly the same faces.
+
+A chunk is worked on under a lease (:mod:`annotator.jobs.leases`): a chunk held by a live lease elsewhere, or
+already done, is not taken again; a chunk whose lease is lost or handed back mid-way stops at its next image and
+writes what it finished, leaving the rest pending for its new holder.
 """
 
 from __future__ import annotations
 
-import os
-import socket
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,17 +27,16 @@ from annotator.faces.extraction import ExtractedFace, ImageToExtract, extract_in
 from annotator.faces.modes import FaceMode, FaceOptions
 from annotator.faces.quality import quality_rows
 from annotator.images.decoding import ReasonCode
+from annotator.jobs.leases import Lease, LeaseKeeper, finish_chunk, take_chunk
 from annotator.models.chain import LoadedModel, load_chain, run_chain
 from annotator.models.specs import OutputKind
 from annotator.settings import Settings
 from db.models import (
-    ChunkStatus,
     Face,
     FaceQuality,
     Image,
     ImageStatus,
     Job,
-    JobChunk,
     JobImage,
     JobStatus,
     ModelVersion,
@@ -148,7 +150,15 @@ def _mark(session: Session, member_ids: list[int], status: ImageStatus, reason: 
 
 
 def finish_job_if_complete(session: Session, job_id: int) -> bool:
-    """Mark the job finished when nothing is pending; True only for the one call that did it."""
+    """Mark the job finished when nothing is pending; True only for the one call that did it.
+
+    The job's row is locked first (``FOR UPDATE``; SQLite has one writer at a time anyway), so the checks of
+    two chunk transactions committing together run one after the other: the second waits for the first to
+    commit and then counts with a fresh snapshot (READ COMMITTED), which sees the first one's images settled.
+    """
+    status = session.scalar(select(Job.status).where(Job.id == job_id).with_for_update())
+    if status != JobStatus.RUNNING.value:
+        return False
     pending = session.scalar(
         select(func.count()).select_from(JobImage).where(
             JobImage.job_id == job_id, JobImage.status == ImageStatus.PENDING.value
@@ -164,27 +174,10 @@ def finish_job_if_complete(session: Session, job_id: int) -> bool:
     return result.rowcount == 1
 
 
-def _chunk_filter(job_id: int, chunk: int):  # type: ignore[no-untyped-def]
-    return (JobChunk.job_id == job_id, JobChunk.chunk == chunk)
-
-
-def _start_chunk(session: Session, job_id: int, chunk: int) -> bool:
-    """Record that this process took the chunk; False when the job was cancelled."""
-    if session.scalar(select(Job.status).where(Job.id == job_id)) == JobStatus.CANCELLED.value:
-        return False
-    session.execute(
-        update(JobChunk).where(*_chunk_filter(job_id, chunk)).values(
-            status=ChunkStatus.RUNNING.value, attempts=JobChunk.attempts + 1, started_at=utcnow(),
-            worker=f"{socket.gethostname()}:{os.getpid()}",
-        )
-    )
-    return True
-
-
-def _finish_chunk(session: Session, job_id: int, chunk: int) -> None:
-    session.execute(update(JobChunk).where(*_chunk_filter(job_id, chunk))
-                    .values(status=ChunkStatus.DONE.value, finished_at=utcnow()))
-    finish_job_if_complete(session, job_id)
+def _finish_chunk(session: Session, lease: Lease, complete: bool) -> None:
+    if complete:
+        finish_chunk(session, lease)
+    finish_job_if_complete(session, lease.job_id)
 
 
 class FaceBatches:
@@ -218,11 +211,28 @@ class FaceBatches:
         return {name: np.concatenate([part[name] for part in self._outputs]) for name in self._outputs[0]}
 
 
-def process_chunk(factory: sessionmaker[Session], settings: Settings, job_id: int, chunk: int) -> ChunkOutcome:
-    """Annotate the pending images of chunk ``chunk`` of job ``job_id``."""
+def process_chunk(factory: sessionmaker[Session], settings: Settings, job_id: int, chunk: int, *,
+                  owner: str | None = None, keeper: LeaseKeeper | None = None) -> ChunkOutcome:
+    """Annotate the pending images of chunk ``chunk`` of job ``job_id``.
+
+    ``owner`` names the delivery (the task id; a retry of it keeps the lease); ``keeper`` renews the lease
+    while the chunk runs (without one the lease is not renewed).
+    """
     with transaction(factory) as session:
-        if not _start_chunk(session, job_id, chunk):
-            return ChunkOutcome(job_id, chunk, 0, 0)
+        lease = take_chunk(session, job_id, chunk, owner or uuid.uuid4().hex, settings.lease_seconds)
+    if lease is None:
+        return ChunkOutcome(job_id, chunk, 0, 0)
+    if keeper is not None:
+        keeper.hold(lease)
+    try:
+        return _annotate(factory, settings, lease)
+    finally:
+        if keeper is not None:
+            keeper.drop(lease)
+
+
+def _annotate(factory: sessionmaker[Session], settings: Settings, lease: Lease) -> ChunkOutcome:
+    job_id, chunk = lease.job_id, lease.chunk
     with factory() as session:
         job = session.get_one(Job, job_id)
         members = _pending_members(session, job_id, chunk)
@@ -232,31 +242,38 @@ def process_chunk(factory: sessionmaker[Session], settings: Settings, job_id: in
                  else recorded_detections(session, [m.image_id for m in members], options.method))
     if not members:
         with transaction(factory) as session:
-            _finish_chunk(session, job_id, chunk)
+            _finish_chunk(session, lease, complete=True)
         return ChunkOutcome(job_id, chunk, 0, 0)
 
     items = [ImageToExtract(m.path, m.sha256, known.get(m.image_id, ())) for m in members]
     found = FaceBatches(versions, settings.home)
     done, no_face, failed = [], [], []
     hashed: list[dict[str, Any]] = []  # perceptual hashes of images decoded for the first time
-    for member, extracted in zip(members, extract_in_background(items, options,
-                                                                max_pixels=settings.max_image_pixels)):
-        if member.phash is None and extracted.phash is not None:
-            hashed.append({"id": member.image_id, "phash": extracted.phash})
-        if extracted.failure is not None:
-            failed.append((member, extracted.failure))
-        elif not extracted.faces:
-            no_face.append(member)
-        else:
-            done.append(member)
-            for face in extracted.faces:
-                found.add(member.image_id, face)
+    extracted_images = extract_in_background(items, options, max_pixels=settings.max_image_pixels)
+    try:
+        for member, extracted in zip(members, extracted_images):
+            if member.phash is None and extracted.phash is not None:
+                hashed.append({"id": member.image_id, "phash": extracted.phash})
+            if extracted.failure is not None:
+                failed.append((member, extracted.failure))
+            elif not extracted.faces:
+                no_face.append(member)
+            else:
+                done.append(member)
+                for face in extracted.faces:
+                    found.add(member.image_id, face)
+            if lease.stopped:  # lost or handed back: write what is finished, leave the rest pending
+                break
+    finally:
+        extracted_images.close()
+    complete = len(done) + len(no_face) + len(failed) == len(members)
 
     outputs = found.outputs()
     with transaction(factory) as session:
         if found.faces:
             face_ids = _face_ids(session, options.method, found.faces)
-            insert_ignoring_conflicts(session, Prediction, _prediction_rows(load_chain(versions, settings.home), outputs, face_ids))
+            insert_ignoring_conflicts(session, Prediction,
+                                      _prediction_rows(load_chain(versions, settings.home), outputs, face_ids))
             insert_ignoring_conflicts(session, FaceQuality, _quality_rows(found.faces, face_ids))
         if hashed:
             session.execute(update(Image), hashed)
@@ -265,5 +282,5 @@ def process_chunk(factory: sessionmaker[Session], settings: Settings, job_id: in
               f"no face of at least {options.min_face_size} pixels with a detector score of {options.min_score:.2f}")
         for member, failure in failed:
             _mark(session, [member.id], ImageStatus.FAILED, failure.reason.value, failure.detail)
-        _finish_chunk(session, job_id, chunk)
+        _finish_chunk(session, lease, complete)
     return ChunkOutcome(job_id, chunk, len(done), len(no_face) + len(failed))

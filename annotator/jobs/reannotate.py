@@ -18,6 +18,7 @@ from annotator.images.sources import is_uri
 from annotator.jobs.creation import NewJob, add_members, new_job
 from annotator.jobs.staleness import ChainVersions, images_needing_predictions
 from annotator.models.store import active_chain_versions
+from annotator.settings import DEFAULT_QUEUE
 from db.models import Image, ImageStatus, JobImage
 from db.queries import QUERY_BATCH, batched
 
@@ -53,14 +54,16 @@ def _member(job_id: int, image_id: int, paths: list[str], taken: set[str]) -> di
     return member
 
 
-def create_reannotation_jobs(session: Session, *, chunk_size: int, job_id: int | None = None) -> list[NewJob]:
-    """Record one job per face method for the images (of ``job_id``, or all) with stale or missing predictions."""
+def create_reannotation_jobs(session: Session, *, chunk_size: int, job_id: int | None = None,
+                             queue: str = DEFAULT_QUEUE) -> list[NewJob]:
+    """Record one job per face method for the images (of ``job_id``, or all) with stale or missing predictions;
+    their chunks go to ``queue``."""
     versions = active_chain_versions(session)
     jobs = []
     for method, image_ids in images_needing_predictions(session, ChainVersions.of(versions), job_id).items():
         source = f"reannotate {method} faces" + (f" of job {job_id}" if job_id is not None else "")
         job = new_job(session, source, FaceOptions.from_method(method), versions, chunk_size=chunk_size,
-                      total=len(image_ids))
+                      total=len(image_ids), queue=queue)
         paths = _known_paths(session, image_ids)
         taken: set[str] = set()
         # Newest images first: when two share a path, the file most likely holds the newer bytes.

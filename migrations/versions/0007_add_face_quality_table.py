@@ -4,8 +4,8 @@ One row per face with its brightness and sharpness and the data-quality flags th
 blurry, low detector score). The chunk pipeline writes it where it already holds the aligned face; faces
 recorded before this revision are measured by `annotate report` when it needs them, so nothing is computed here.
 
-Revision ID: 0007_add_face_quality_table
-Revises: 0008
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-01
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0007_add_face_quality_table'
-down_revision = '0008'
+revision = '0007'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 

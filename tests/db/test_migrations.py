@@ -19,7 +19,7 @@ def test_upgrade_twice_is_harmless(tmp_path):
     upgrade(engine)
     upgrade(engine)
     with engine.connect() as connection:
-        assert MigrationContext.configure(connection).get_current_revision() == "0007_add_face_quality_table"
+        assert MigrationContext.configure(connection).get_current_revision() == "0007"
 
 
 def _insert(connection, table, **values):
@@ -87,21 +87,45 @@ def test_0004_records_model_files_under_the_home_relative_to_it(tmp_path, monkey
         assert dict(connection.execute(text("SELECT id, path FROM model_versions")).all()) == paths
 
 
-def test_0008_adds_a_nullable_phash_to_existing_images_and_drops_it_again(tmp_path):
+def test_0005_leaves_running_chunks_to_the_first_sweep_and_keeps_queued_ones_sent(tmp_path):
     from alembic import command
-    from sqlalchemy import inspect, text
+    from sqlalchemy import text
 
     from db.migrate import alembic_config
 
     engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
     upgrade(engine, "0004")
     with engine.begin() as connection:
+        _insert(connection, "jobs", id=1, source="/p", face_mode="aligned", chain="[]", model_version_ids="[]",
+                chunk_size=1, status="running", total=2, chunks=2, created_at="2026-01-01 00:00:00")
+        _insert(connection, "job_chunks", id=1, job_id=1, chunk=0, status="running", attempts=1)
+        _insert(connection, "job_chunks", id=2, job_id=1, chunk=1, status="queued", attempts=0)
+    upgrade(engine)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT queue FROM jobs")).scalar() == "annotate"
+        rows = dict(connection.execute(text("SELECT status, lease_expires_at IS NOT NULL AND queued_at IS NULL "
+                                            "OR queued_at IS NOT NULL AND lease_expires_at IS NULL FROM job_chunks")).all())
+    assert rows == {"running": 1, "queued": 1}
+    command.downgrade(alembic_config(engine), "0004")
+    with engine.connect() as connection:
+        assert "queue" not in {row[1] for row in connection.execute(text("PRAGMA table_info(jobs)"))}
+
+
+def test_0006_adds_a_nullable_phash_to_existing_images_and_drops_it_again(tmp_path):
+    from alembic import command
+    from sqlalchemy import inspect, text
+
+    from db.migrate import alembic_config
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    upgrade(engine, "0005")
+    with engine.begin() as connection:
         _insert(connection, "images", id=1, sha256="a" * 64, path="x.png", size=1, created_at="2026-01-01 00:00:00")
         _insert(connection, "faces", id=1, image_id=1, method="aligned", index=0)
     upgrade(engine)
     with engine.connect() as connection:
         assert connection.execute(text("SELECT sha256, phash FROM images")).all() == [("a" * 64, None)]
-    command.downgrade(alembic_config(engine), "0004")
+    command.downgrade(alembic_config(engine), "0005")
     assert "phash" not in {column["name"] for column in inspect(engine).get_columns("images")}
     with engine.connect() as connection:  # dropping the column must not rebuild the table and cascade
         assert connection.execute(text("SELECT count(*) FROM faces")).scalar() == 1

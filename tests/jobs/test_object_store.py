@@ -65,7 +65,7 @@ def test_a_large_prefix_is_listed_and_recorded_page_by_page(factory, settings, u
             committed.append((chunks, session.scalar(select(Job.total).where(Job.id == job_id)),
                               session.scalar(select(func.count()).select_from(JobChunk))))
 
-    from annotator.jobs.creation import record_job
+    from annotator.jobs.recording import record_job
 
     job = record_job(factory, f"s3://{bucket}/many", chunk_size=5, faces=ALIGNED_FACES, on_chunks=on_chunks)
     assert job.total == 23 and job.chunks == [0, 1, 2, 3, 4]
@@ -168,7 +168,7 @@ def test_a_prefix_that_cannot_be_listed_is_a_message(factory, settings, untraine
 
 def test_a_listing_that_fails_half_way_still_runs_what_was_recorded(factory, settings, untrained_chain, s3, tmp_path,
                                                                     monkeypatch):
-    from annotator.jobs.creation import record_job
+    from annotator.jobs.recording import record_job
 
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # botocore's own retries off: only s3fs's backoff (about 2 s)
     bucket = new_bucket(s3)

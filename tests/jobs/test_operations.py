@@ -33,19 +33,26 @@ def test_cancelled_chunks_do_no_work(factory, settings, untrained_chain, tmp_pat
             cancel_job(session, job.job_id)
 
 
-def test_a_stalled_chunk_is_visible_and_retried(factory, settings, untrained_chain, tmp_path):
+def test_a_chunk_whose_lease_expired_is_visible_and_retried(factory, settings, untrained_chain, tmp_path):
     write_faces(tmp_path / "photos", 4)
     job = new_job(factory, tmp_path / "photos")
-    with transaction(factory) as session:  # a worker took chunk 1 and died an hour ago
-        session.execute(update(JobChunk).where(JobChunk.chunk == 1).values(
-            status=ChunkStatus.RUNNING.value, started_at=utcnow() - timedelta(hours=1), worker="gone:1", attempts=1))
+
+    def taken(lease_left):  # a worker took chunk 1; its lease ends lease_left from now
+        with transaction(factory) as session:
+            session.execute(update(JobChunk).where(JobChunk.chunk == 1).values(
+                status=ChunkStatus.RUNNING.value, started_at=utcnow() - timedelta(minutes=5), worker="gone:1",
+                attempts=1, lease_owner="task-1", lease_expires_at=utcnow() + lease_left))
+
+    taken(timedelta(seconds=30))
     process_chunk(factory, settings, job.job_id, 0)
     with factory() as session:
-        stalled = stalled_chunks(session, job.job_id, stall_seconds=600)
+        assert stalled_chunks(session, job.job_id) == []  # still heart-beating
+    taken(-timedelta(seconds=1))
+    with factory() as session:
+        stalled = stalled_chunks(session, job.job_id)
         assert [(c.chunk, c.worker) for c in stalled] == [(1, "gone:1")]
-        assert stalled_chunks(session, job.job_id, stall_seconds=7200) == []
     with transaction(factory) as session:
-        assert chunks_to_retry(session, job.job_id, stall_seconds=600) == [1]
+        assert chunks_to_retry(session, job.job_id) == [1]
     process_chunk(factory, settings, job.job_id, 1)
     with factory() as session:
         assert job_summary(session, job.job_id).status == "finished"
@@ -63,7 +70,7 @@ def test_retry_resets_failed_images(factory, settings, untrained_chain, tmp_path
         assert job_summary(session, job.job_id).failed == 1
     (tmp_path / "away.png").rename(paths[2])
     with transaction(factory) as session:
-        assert chunks_to_retry(session, job.job_id, stall_seconds=600) == [0]
+        assert chunks_to_retry(session, job.job_id) == [0]
     process_chunk(factory, settings, job.job_id, 0)
     with factory() as session:
         summary = job_summary(session, job.job_id)

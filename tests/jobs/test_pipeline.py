@@ -7,7 +7,7 @@ from annotator.faces.modes import ALIGNED_FACES
 from annotator.jobs.creation import create_job
 from annotator.jobs.orchestration import submit_source
 from annotator.jobs.pipeline import process_chunk
-from db.models import Face, ImageStatus, Job, JobImage, Prediction
+from db.models import Face, ImageStatus, Job, JobChunk, JobImage, Prediction
 from db.session import transaction
 from tests.conftest import write_faces
 
@@ -43,8 +43,9 @@ def test_a_job_annotates_every_image_with_every_model(factory, settings, untrain
 def test_a_redelivered_chunk_writes_nothing_twice(factory, settings, untrained_chain, tmp_path):
     write_faces(tmp_path / "photos", 6)
     job = run_job(factory, settings, tmp_path / "photos")
-    with transaction(factory) as session:  # as if the worker died after writing but before acking
+    with transaction(factory) as session:  # every row written, yet the chunks run again (as after `jobs retry`)
         session.execute(JobImage.__table__.update().values(status=ImageStatus.PENDING.value))
+        session.execute(JobChunk.__table__.update().values(status="queued"))
         session.execute(Job.__table__.update().values(status="running"))
     for chunk in job.chunks:
         process_chunk(factory, settings, job.job_id, chunk)
@@ -128,7 +129,7 @@ def test_a_file_changed_after_submission_is_not_annotated_under_its_old_hash(fac
 
 def test_a_streamed_job_hands_out_chunks_while_recording_and_finishes_once(factory, settings, untrained_chain,
                                                                           tmp_path):
-    from annotator.jobs.creation import record_job
+    from annotator.jobs.recording import record_job
 
     write_faces(tmp_path / "photos", 10)
     write_faces(tmp_path / "photos" / "again", 2)  # the same bytes as face_000 and face_001: duplicates
@@ -152,8 +153,8 @@ def test_a_streamed_job_hands_out_chunks_while_recording_and_finishes_once(facto
 
 
 def test_a_job_cancelled_while_recording_stays_cancelled(factory, settings, untrained_chain, tmp_path):
-    from annotator.jobs.creation import record_job
     from annotator.jobs.operations import cancel_job
+    from annotator.jobs.recording import record_job
 
     write_faces(tmp_path / "photos", 6)
 

@@ -4,8 +4,8 @@ Each image gets a 256-bit perceptual hash (64 hex digits, ``imagehash.phash``) s
 copies of one photo can be kept on one side of an exported split. The column is nullable: the pipeline fills
 it when it decodes an image, and images recorded before this revision are hashed when a split first needs them.
 
-Revision ID: 0008
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-01
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0008'
-down_revision = '0004'
+revision = '0006'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 

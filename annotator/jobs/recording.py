@@ -1,0 +1,150 @@
+"""Record a job one batch at a time while its chunks are queued, and resume a job whose submit died.
+
+Every batch recorded renews the job's recording lease. If the submitting process dies, the chunks already
+recorded still run; a sweep marks the job ``interrupted`` once its lease expired (at once after Ctrl-C or an
+error), and the same submit resumes it. A database that goes away while recording (a restart) is waited for.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
+
+from annotator.errors import SourceError
+from annotator.faces.modes import FaceOptions
+from annotator.images.discovery import Discovered
+from annotator.jobs.creation import RECORDING_STATES, NewJob, Recorder, start_recording
+from annotator.jobs.inputs import ImageSource, as_source, first_batch, unrecorded
+from annotator.jobs.staleness import ChainVersions
+from annotator.models.store import active_chain_versions
+from annotator.settings import DEFAULT_LEASE_SECONDS, DEFAULT_QUEUE
+from db.models import Job, JobChunk, JobStatus, utcnow
+from db.session import is_disconnect, transaction
+
+log = logging.getLogger(__name__)
+
+RECONNECT_PAUSES = (1, 2, 4, 8, 15, 15, 15)
+"""Seconds between attempts to go on recording after the database went away (a restart), about a minute."""
+
+OnChunks = Callable[[int, list[int]], None]
+
+
+def interrupted_job(session: Session, source: str, *, chunk_size: int, faces: FaceOptions, queue: str) -> Job | None:
+    """The newest job of the same submit (source, faces, chain versions, chunk size, queue) whose submit died
+    while recording it: ``interrupted``, or ``recording`` with an expired lease."""
+    versions = [v.id for v in active_chain_versions(session)]
+    candidates = session.scalars(select(Job).where(
+        Job.source == source, Job.face_mode == faces.mode.value, Job.chunk_size == chunk_size,
+        Job.queue == queue, Job.status.in_(RECORDING_STATES)).order_by(Job.id.desc()))
+    now = utcnow()
+    for job in candidates:
+        expiry = job.lease_expires_at
+        alive = job.status == JobStatus.RECORDING.value and expiry is not None and \
+            (expiry if expiry.tzinfo else expiry.replace(tzinfo=now.tzinfo)) > now
+        if not alive and job.face_options == faces.to_record() and job.model_version_ids == versions:
+            return job
+    return None
+
+
+def _reconnect(factory: sessionmaker[Session], recorder: Recorder) -> tuple[Recorder, set[str]]:
+    """The recorder as the database has it (a failed batch was rolled back), to go on from there.
+
+    Raises the database's error while it is still away. A chunk committed but not sent is a lost message,
+    which sweeps send again."""
+    with transaction(factory) as session:
+        job = session.get_one(Job, recorder.job_id)
+        return Recorder.resume(session, job, recorder.chain, recorder.method)
+
+
+def _step(factory: sessionmaker[Session], recorder: Recorder, batch: Discovered | None, on_chunks: OnChunks,
+          lease_seconds: int) -> Recorder:
+    """Record ``batch`` (None: finish the job); after the database went away, go on from what it has."""
+    lost = False
+    for pause in (*RECONNECT_PAUSES, None):
+        try:
+            todo = batch
+            if lost:
+                recorder, recorded = _reconnect(factory, recorder)
+                todo = None if batch is None else unrecorded(batch, recorded)
+            with transaction(factory) as session:
+                recorder.renew(session, lease_seconds)
+                ready = recorder.finish(session) if todo is None else recorder.add(session, todo)
+            if ready:
+                on_chunks(recorder.job_id, ready)
+            return recorder
+        except DBAPIError as error:
+            if pause is None or not is_disconnect(error):
+                raise
+            log.warning("lost the database while recording job %s; trying again in %s s", recorder.job_id, pause)
+            time.sleep(pause)
+            lost = True
+    return recorder
+
+
+def _mark_interrupted(factory: sessionmaker[Session], job_id: int) -> None:
+    try:
+        with transaction(factory) as session:
+            session.execute(update(Job).where(Job.id == job_id, Job.status == JobStatus.RECORDING.value)
+                            .values(status=JobStatus.INTERRUPTED.value, lease_expires_at=None))
+    except Exception as error:  # noqa: BLE001 - the database may be what failed; the lease then expires
+        log.warning("could not mark job %s interrupted (%s); its recording lease expires instead", job_id, error)
+
+
+def _chained(first: Discovered, rest: Iterator[Discovered]) -> Iterator[Discovered]:
+    yield first
+    yield from rest
+
+
+def _open(factory: sessionmaker[Session], source: ImageSource, *, chunk_size: int, faces: FaceOptions, queue: str,
+          lease_seconds: int) -> tuple[Recorder, set[str], list[int]]:
+    """A new job's recorder, or an interrupted one's with the paths it recorded and its chunks still queued."""
+    with transaction(factory) as session:
+        job = interrupted_job(session, source.name, chunk_size=chunk_size, faces=faces, queue=queue)
+        if job is None:
+            recorder, recorded, waiting = start_recording(session, source, chunk_size, faces, queue=queue), set(), []
+        else:
+            recorder, recorded = Recorder.resume(session, job, ChainVersions.of(active_chain_versions(session)),
+                                                 faces.method)
+            waiting = list(session.scalars(select(JobChunk.chunk).where(
+                JobChunk.job_id == job.id, JobChunk.status == "queued").order_by(JobChunk.chunk)))
+        recorder.renew(session, lease_seconds)
+    return recorder, recorded, waiting
+
+
+def record_job(factory: sessionmaker[Session], source: ImageSource | str | Path, *, chunk_size: int,
+               faces: FaceOptions, on_chunks: OnChunks, queue: str = DEFAULT_QUEUE,
+               lease_seconds: int = DEFAULT_LEASE_SECONDS) -> NewJob:
+    """Like :func:`~annotator.jobs.creation.create_job`, but committed one batch at a time: ``on_chunks(job_id,
+    chunks)`` gets each chunk as soon as it is recorded, so workers start on a large folder (or prefix, listed
+    and hashed page by page) while the rest is still recorded. An interrupted job of the same submit is resumed:
+    the files it had not recorded are added to it, and its chunks still queued are sent again."""
+    source = as_source(source, chunk_size)
+    first = first_batch(source)
+    recorder, recorded, waiting = _open(factory, source, chunk_size=chunk_size, faces=faces, queue=queue,
+                                        lease_seconds=lease_seconds)
+    resumed = recorder.total if recorded else None
+    failure: SourceError | None = None
+    try:
+        if waiting:
+            on_chunks(recorder.job_id, waiting)
+        try:
+            for batch in _chained(first, source.batches):
+                recorder = _step(factory, recorder, unrecorded(batch, recorded), on_chunks, lease_seconds)
+        except SourceError as error:  # a listing that fails half-way: what was recorded still runs
+            failure = error
+        recorder = _step(factory, recorder, None, on_chunks, lease_seconds)
+    except BaseException:  # Ctrl-C or an error: say so now rather than when the recording lease expires
+        _mark_interrupted(factory, recorder.job_id)
+        raise
+    if failure is not None:
+        raise SourceError(f"{failure} Job {recorder.job_id} annotates the {recorder.total} files recorded before "
+                          "that; submit again for the rest (what is done is skipped).")
+    result = recorder.result()
+    return result if resumed is None else NewJob(result.job_id, result.total, result.skipped, result.failed,
+                                                 result.chunks, resumed)

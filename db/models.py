@@ -209,3 +209,22 @@ class Label(Base):
     value: Mapped[float]
     source: Mapped[str] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TeacherValue(Base):
+    """A value an offline teacher model (``annotate teach``) gave a face: its own source, never a label.
+
+    Gender is stored as the female probability (as labels store it), with both probabilities in ``extra``; the
+    regressors' raw measure (eye or mouth aspect ratio, background and hair luma) is in ``extra`` too.
+    """
+
+    __tablename__ = "teacher_values"
+    __table_args__ = (UniqueConstraint("face_id", "attribute", "teacher"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    face_id: Mapped[int] = mapped_column(ForeignKey("faces.id", ondelete="CASCADE"))
+    attribute: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float]
+    teacher: Mapped[str] = mapped_column(String(64))
+    extra: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

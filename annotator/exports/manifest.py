@@ -14,6 +14,7 @@ from typing import Any
 from annotator.exports.columns import record
 from annotator.exports.options import ExportOptions
 from annotator.exports.query import LABEL_PREFIX, FaceRow
+from annotator.teachers.models import SOURCE_PREFIX as TEACHER_PREFIX
 from annotator.exports.selection import GENDER, gender_class, regressors
 
 ALL = "all"
@@ -60,7 +61,8 @@ def build_manifest(options: ExportOptions, rows: Sequence[FaceRow], attributes: 
         "options": {**options.to_dict(), "attributes": attributes},
         "files": list(files),
         "counts": {"total": len(rows), "splits": counts},
-        "model_versions": sorted({s for s in used if s and not s.startswith(LABEL_PREFIX)}),
+        "model_versions": sorted({s for s in used if s and not s.startswith((LABEL_PREFIX, TEACHER_PREFIX))}),
+        "teachers": sorted({s.removeprefix(TEACHER_PREFIX) for s in used if s and s.startswith(TEACHER_PREFIX)}),
         "label_sources": sorted({s.removeprefix(LABEL_PREFIX) for s in used if s and s.startswith(LABEL_PREFIX)}),
         "created_at": (now or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
         "annotate_version": _annotate_version(),

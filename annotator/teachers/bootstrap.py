@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 
 Echo = Callable[[str], None]
 DECODE_REPORT = 500  # faces decoded between two progress lines
+GENDER_MIN_CONFIDENCE = 0.8
+"""The gender model learns from faces whose teacher is at least this sure (either way) or that a person labelled:
+the teacher's doubtful faces are where its mistakes are, and a wrong hard label teaches the student that mistake."""
 
 
 @dataclass(frozen=True)
@@ -95,10 +98,12 @@ def load_teacher_set(session: Session, images: list[TaughtImage], options: FaceO
 
 
 def model_rows(spec: ModelSpec, data: TeacherSet) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """(rows, labels, genders) ``spec`` learns from: gender 0 male / 1 female; a regressor's value with the gender
-    it is given as input (one-hot while training, as `annotate train` does with an export)."""
+    """(rows, labels, genders) ``spec`` learns from: gender 0 male / 1 female (faces the teacher is sure of, see
+    :data:`GENDER_MIN_CONFIDENCE`); a regressor's value with the gender it is given as input (one-hot while
+    training, as `annotate train` does with an export)."""
     if spec.output is OutputKind.GENDER_SOFTMAX:
-        rows = [i for i, t in enumerate(data.targets) if "gender" in t]
+        rows = [i for i, t in enumerate(data.targets) if "gender" in t and (
+            t["gender"].is_label or max(t["gender"].value, 1.0 - t["gender"].value) >= GENDER_MIN_CONFIDENCE)]
         labels = np.asarray([data.targets[i]["gender"].value >= 0.5 for i in rows], np.int64)
         return np.asarray(rows, int), labels, None
     rows = [i for i, t in enumerate(data.targets) if spec.name in t and "gender" in t]
@@ -177,7 +182,7 @@ def bootstrap_chain(factory: sessionmaker[Session], settings: Settings, source: 
     registered = []
     with transaction(factory) as session:
         for result in results:
-            registered.append(register_trained(session, settings.models_dir, result,
+            registered.append(register_trained(session, settings.home, result,
                                                bootstrap_metrics(result, data, folder, faces, options),
                                                activate=options.activate, force=False))
     return BootstrapResult(taught, results, registered)

@@ -92,10 +92,10 @@ def test_submit_after_bootstrap_gives_values_traceable_to_versions(settings, fac
             version.active = True
     other = tmp_path / "other"
     write_portrait_folder(other, 5, seed=99, fmt="png")
-    assert runner.invoke(main, ["submit", str(other), "--faces", "aligned", "--wait"],
-                         catch_exceptions=False).exit_code == 0
+    submitted = runner.invoke(main, ["submit", str(other), "--faces", "aligned", "--wait"], catch_exceptions=False)
+    assert submitted.exit_code == 0, submitted.output
     exported = runner.invoke(main, ["export"], catch_exceptions=False)
-    rows = [r for r in csv.DictReader(io.StringIO(exported.output)) if "/other/" in r["path"]]
+    rows = [r for r in csv.DictReader(io.StringIO(exported.stdout)) if "/other/" in r["path"]]
     assert len(rows) == 5
     for row in rows:
         assert [row[f"{name}_version"] for name in TEACHERS] == [f"{name}@1" for name in TEACHERS]

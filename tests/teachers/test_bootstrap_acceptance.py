@@ -9,12 +9,13 @@ from __future__ import annotations
 import csv
 import io
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from tests.conftest import SHARED_DATA
 
@@ -42,16 +43,21 @@ def copy_split(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
     return mine, other, truth
 
 
-def exported(runner: CliRunner, *args: str) -> list[dict[str, str]]:
-    result = runner.invoke(main_command(), ["export", *args], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return list(csv.DictReader(io.StringIO(result.stdout)))
+def annotate(log: Path, *args: str) -> float:
+    """Run ``annotate ARGS`` as a user would, its output appended to ``log`` as it comes; minutes taken."""
+    started = time.monotonic()
+    with log.open("a") as handle:
+        handle.write(f"$ annotate {' '.join(args)}\n")
+        handle.flush()
+        done = subprocess.run([sys.executable, "-m", "annotator.cli", *args], stdout=handle, stderr=subprocess.STDOUT)
+    assert done.returncode == 0, log.read_text()[-3000:]
+    return (time.monotonic() - started) / 60
 
 
-def main_command():  # type: ignore[no-untyped-def]
-    from annotator.cli import main
-
-    return main
+def exported(*args: str) -> list[dict[str, str]]:
+    done = subprocess.run([sys.executable, "-m", "annotator.cli", "export", *args], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return list(csv.DictReader(io.StringIO(done.stdout)))
 
 
 @pytest.mark.real_data
@@ -59,23 +65,16 @@ def main_command():  # type: ignore[no-untyped-def]
 @pytest.mark.skipif(not UTKFACE.is_dir(), reason="needs ../shared/data/utkface-adults")
 def test_bootstrap_on_utkface_gives_real_values_on_other_photos(settings, factory, tmp_path, capsys) -> None:
     mine, other, truth = copy_split(tmp_path)
-    runner = CliRunner()
-    started = time.monotonic()
-    boot = runner.invoke(main_command(), ["models", "bootstrap", str(mine), "--activate"], catch_exceptions=False)
-    bootstrap_minutes = (time.monotonic() - started) / 60
-    assert boot.exit_code == 0, boot.output
-    started = time.monotonic()
-    taught = runner.invoke(main_command(), ["teach", str(other)], catch_exceptions=False)
-    teach_minutes = (time.monotonic() - started) / 60
-    assert taught.exit_code == 0, taught.output
-    started = time.monotonic()
-    submitted = runner.invoke(main_command(), ["submit", str(other), "--wait"], catch_exceptions=False)
-    submit_minutes = (time.monotonic() - started) / 60
-    assert submitted.exit_code == 0, submitted.output
+    log = tmp_path / "acceptance.log"
+    with capsys.disabled():
+        print(f"\nprogress: {log}")
+    bootstrap_minutes = annotate(log, "models", "bootstrap", str(mine), "--activate")
+    teach_minutes = annotate(log, "teach", str(other))
+    submit_minutes = annotate(log, "submit", str(other), "--wait")
 
     key = ("sha256", "face_index")
-    teachers = {tuple(r[k] for k in key): r for r in exported(runner, "--source", "teachers")}
-    chain = [r for r in exported(runner) if r["path"] in truth and Path(r["path"]).is_relative_to(other)]
+    teachers = {tuple(r[k] for k in key): r for r in exported("--source", "teachers")}
+    chain = [r for r in exported() if r["path"] in truth and Path(r["path"]).is_relative_to(other)]
     boot_rows = [r for r in teachers.values() if Path(r["path"]).is_relative_to(mine)]
     assert len(chain) >= 0.95 * HELD_OUT
 
@@ -112,6 +111,7 @@ def test_bootstrap_on_utkface_gives_real_values_on_other_photos(settings, factor
             figures["eyes_on_open_eyes"] = float(model[teacher >= 0.9].mean())
     with capsys.disabled():
         print("\nbootstrap acceptance figures:", {k: round(v, 4) for k, v in figures.items()})
+    (log.parent / "figures.txt").write_text(repr(figures))
 
     assert accuracy >= 0.93, figures
     for name, seed_ratio in SEED_RATIOS.items():

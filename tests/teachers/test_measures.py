@@ -45,7 +45,7 @@ def test_mouth_aspect_ratio_is_inner_lip_gap_over_corner_distance() -> None:
 
 @pytest.mark.parametrize(("mapping", "raw", "value"), [
     (EYES_MAPPING, 0.05, 0.0), (EYES_MAPPING, 0.10, 0.0), (EYES_MAPPING, 0.14, 0.25), (EYES_MAPPING, 0.18, 0.5),
-    (EYES_MAPPING, 0.25, 1.0), (EYES_MAPPING, 0.40, 1.0),
+    (EYES_MAPPING, 0.23, 0.75), (EYES_MAPPING, 0.28, 1.0), (EYES_MAPPING, 0.40, 1.0),
     (MOUTH_MAPPING, 0.0, 0.0), (MOUTH_MAPPING, 0.04, 0.0), (MOUTH_MAPPING, 0.16, 0.5), (MOUTH_MAPPING, 0.28, 0.75),
     (MOUTH_MAPPING, 0.40, 1.0), (MOUTH_MAPPING, 0.9, 1.0),
 ])
@@ -54,7 +54,7 @@ def test_mappings_pass_through_their_anchors_and_clamp(mapping, raw, value) -> N
 
 
 def test_mapping_is_written_down() -> None:
-    assert EYES_MAPPING.describe() == "EAR 0.10 -> 0, 0.18 -> 0.5, 0.25 -> 1"
+    assert EYES_MAPPING.describe() == "EAR 0.10 -> 0, 0.18 -> 0.5, 0.28 -> 1"
 
 
 def painted_view(background: float, hair: float, skin: float = 0.6) -> tuple[np.ndarray, np.ndarray]:

@@ -26,7 +26,7 @@ def upgrade() -> None:
         sa.Column('id', sa.Integer(), nullable=False),
         sa.Column('face_id', sa.Integer(), nullable=False),
         sa.Column('attribute', sa.String(length=64), nullable=False),
-        sa.Column('value', sa.Float(), nullable=False),
+        sa.Column('value', sa.Double(), nullable=False),
         sa.Column('teacher', sa.String(length=64), nullable=False),
         sa.Column('extra', sa.JSON(), nullable=True),
         sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),

@@ -19,7 +19,7 @@ def test_upgrade_twice_is_harmless(tmp_path):
     upgrade(engine)
     upgrade(engine)
     with engine.connect() as connection:
-        assert MigrationContext.configure(connection).get_current_revision() == "0004"
+        assert MigrationContext.configure(connection).get_current_revision() == "0006_add_teacher_values"
 
 
 def _insert(connection, table, **values):

@@ -123,17 +123,16 @@ def _failure(path: Path, options: FaceOptions, views: list[tuple[ExtractedFace, 
 
 
 def _teach_batch(factory: sessionmaker[Session], found: Sequence[FoundImage], options: FaceOptions,
-                 max_pixels: int, result: TeachResult) -> None:
+                 max_pixels: int, result: TeachResult, seen: set[int]) -> None:
     with transaction(factory) as session:
         ids = record_images(session, found)
         done = taught_images(session, list(ids.values()), options.method)
         known = ({} if options.mode is FaceMode.ALIGNED
                  else recorded_detections(session, list(ids.values()), options.method))
-    seen: set[int] = set()
     todo: list[tuple[FoundImage, int, list[ExtractedFace], list[list[TaughtValue]]]] = []
     for item in found:
         image_id = ids[item.sha256]
-        if image_id in seen:  # the same bytes twice in the folder
+        if image_id in seen:  # the same bytes twice in the folder: one image, taught and trained on once
             continue
         seen.add(image_id)
         if image_id in done:
@@ -177,8 +176,9 @@ def teach_folder(factory: sessionmaker[Session], source: Path, options: FaceOpti
     if not found and not failures:
         raise SourceError(f"No images found in {folder} (looked in every sub-folder, by content).")
     result = TeachResult(failed=[(str(path), failure.reason.value, failure.detail) for path, failure in failures])
+    seen: set[int] = set()
     for start in range(0, len(found), TEACH_BATCH):
-        _teach_batch(factory, found[start:start + TEACH_BATCH], options, max_pixels, result)
+        _teach_batch(factory, found[start:start + TEACH_BATCH], options, max_pixels, result, seen)
         if progress is not None:
             progress(min(start + TEACH_BATCH, len(found)), len(found))
     result.faces = sum(len(image.face_ids) for image in result.images)

@@ -101,3 +101,14 @@ def test_teach_cli_prints_counts_and_failures(settings, photos) -> None:
     assert "no_face" in result.output and "landscape.jpg" in result.output
     missing = CliRunner().invoke(main, ["teach", str(photos / "nowhere")])
     assert missing.exit_code == 1 and "Folder not found" in missing.output
+
+
+def test_the_same_photo_twice_is_one_image(settings, factory, photos, monkeypatch) -> None:
+    import shutil
+
+    import annotator.teachers.teaching as teaching
+
+    shutil.copyfile(photos / "astronaut.jpg", photos / "zz-copy.jpg")
+    monkeypatch.setattr(teaching, "TEACH_BATCH", 1)  # the copy lands in another batch than the original
+    result = teach_folder(factory, photos, DETECTED_FACES, max_pixels=settings.max_image_pixels)
+    assert (len(result.images), result.faces, result.taught, result.reused) == (1, 1, 1, 0)

@@ -14,8 +14,8 @@ from typing import Any
 from annotator.exports.columns import record
 from annotator.exports.options import ExportOptions
 from annotator.exports.query import LABEL_PREFIX, FaceRow
-from annotator.teachers.models import SOURCE_PREFIX as TEACHER_PREFIX
 from annotator.exports.selection import GENDER, gender_class, regressors
+from annotator.teachers.models import SOURCE_PREFIX as TEACHER_PREFIX
 
 ALL = "all"
 """The split name counts are filed under when an export is not split."""

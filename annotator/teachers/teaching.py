@@ -117,8 +117,8 @@ def _failure(path: Path, options: FaceOptions, views: list[tuple[ExtractedFace, 
     if error is not None:
         return (str(path), error.failure.reason.value, error.failure.detail)
     if not views:
-        return (str(path), ReasonCode.NO_FACE.value, f"no face of at least {options.min_face_size} pixels with a "
-                                                     f"detector score of {options.min_score:.2f}")
+        detail = f"no face of at least {options.min_face_size} pixels with a detector score of {options.min_score:.2f}"
+        return (str(path), ReasonCode.NO_FACE.value, detail)
     return None
 
 

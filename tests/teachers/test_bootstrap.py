@@ -53,7 +53,7 @@ def test_bootstrap_trains_registers_and_activates_the_chain(settings, factory, t
     folder = tmp_path / "unlabelled"
     write_portrait_folder(folder, PORTRAITS, seed=3, fmt="png")
     faces = store_teacher_values(factory, folder, seed=3)
-    first = sorted(faces)[0]
+    first = min(faces)
     with transaction(factory) as session:  # a person's label wins over the teacher's
         session.add(Label(face_id=faces[first], attribute="mouth", value=1.0, source="alice"))
 

@@ -106,7 +106,7 @@ def test_teach_cli_prints_counts_and_failures(settings, photos) -> None:
 def test_the_same_photo_twice_is_one_image(settings, factory, photos, monkeypatch) -> None:
     import shutil
 
-    import annotator.teachers.teaching as teaching
+    from annotator.teachers import teaching
 
     shutil.copyfile(photos / "astronaut.jpg", photos / "zz-copy.jpg")
     monkeypatch.setattr(teaching, "TEACH_BATCH", 1)  # the copy lands in another batch than the original

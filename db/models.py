@@ -237,3 +237,22 @@ class FaceQuality(Base):
     bright: Mapped[bool]
     blurry: Mapped[bool]
     low_score: Mapped[bool]  # detector score below the threshold; never for aligned portraits
+
+
+class TeacherValue(Base):
+    """A value an offline teacher model (``annotate teach``) gave a face: its own source, never a label.
+
+    Gender is stored as the female probability (as labels store it), with both probabilities in ``extra``; the
+    regressors' raw measure (eye or mouth aspect ratio, background and hair luma) is in ``extra`` too.
+    """
+
+    __tablename__ = "teacher_values"
+    __table_args__ = (UniqueConstraint("face_id", "attribute", "teacher"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    face_id: Mapped[int] = mapped_column(ForeignKey("faces.id", ondelete="CASCADE"))
+    attribute: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float]
+    teacher: Mapped[str] = mapped_column(String(64))
+    extra: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

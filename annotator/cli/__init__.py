@@ -11,6 +11,7 @@ from annotator.cli.inspection import example, report, show
 from annotator.cli.jobs import jobs, reannotate, status, submit
 from annotator.cli.labels import labels
 from annotator.cli.models import models
+from annotator.cli.teachers import teach
 from annotator.cli.training import train
 from annotator.cli.worker import worker
 
@@ -21,5 +22,6 @@ def main() -> None:
     """Annotate folders of face images with a chain of Keras models; export labelled training sets."""
 
 
-for command in (submit, reannotate, status, jobs, export, labels, show, report, models, train, example, db, worker):
+for command in (submit, reannotate, status, jobs, export, labels, show, report, teach, models, train, example,
+                db, worker):
     main.add_command(command)

@@ -37,7 +37,8 @@ def _split_option(_ctx: click.Context, _param: click.Parameter, value: str | Non
 @click.option("--job", "job_id", type=int, default=None, help="Only the images of this job.")
 @click.option("--source", type=click.Choice(SOURCES), default="best", show_default=True,
               help="best: labels win over predictions; predictions: ignore labels; labels: only faces with a "
-                   "label for every exported attribute.")
+                   "label for every exported attribute; teachers: the teachers' values (`annotate teach`), labels "
+                   "winning.")
 @click.option("--attribute", "attributes", multiple=True, metavar="NAME",
               help="Export only this attribute (repeatable): gender or a regressor such as eyes.")
 @click.option("--split", callback=_split_option, metavar="NAME=FRACTION,...",
@@ -74,5 +75,5 @@ def export(fmt: str, output: str | None, job_id: int | None, source: str, attrib
         click.echo(f"Wrote {result.rows} faces ({counts}) to {output}; manifest {result.manifest}.", err=True)
         if result.groups is not None:
             click.echo(result.groups.describe(), err=True)
-    if job_id is None:
+    if job_id is None and source != "teachers":
         print_staleness(factory, only_stale=True, err=True)

@@ -37,21 +37,25 @@ def labels_import(file: Path, source: str | None) -> None:
 @click.option("-o", "--output", required=True,
               help="Tasks file to write (JSON; a URI such as s3://bucket/tasks.json writes to a store); the "
                    "labelling config goes next to it as NAME.label_config.xml.")
-@click.option("--limit", type=click.IntRange(1), default=None, help="Only the N most uncertain faces.")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N faces of the order.")
+@click.option("--order", type=click.Choice(["uncertainty", "disagreement"]), default="uncertainty", show_default=True,
+              help="uncertainty: the chain's most doubtful faces first; disagreement: the faces where the chain and "
+                   "the teachers (`annotate teach`) differ most first.")
 @click.option("--job", "job_id", type=int, default=None, help="Only the faces of this job.")
 @click.option("--path-prefix", "path_prefixes", multiple=True, metavar="OLD=NEW",
               help="Rewrite image paths starting with OLD to start with NEW in the image URLs (repeatable), "
                    "e.g. to make them relative to Label Studio's LOCAL_FILES_DOCUMENT_ROOT.")
 @user_errors
-def labels_export(fmt: str, output: str, limit: int | None, job_id: int | None,
+def labels_export(fmt: str, output: str, limit: int | None, order: str, job_id: int | None,
                   path_prefixes: tuple[str, ...]) -> None:
-    """Write the annotated faces as labelling tasks, most uncertain first."""
+    """Write the annotated faces as labelling tasks, most uncertain (or most disputed) first."""
     from annotator.labels.exporting import write_label_studio
     from annotator.labels.label_studio import parse_path_prefix
 
     prefixes = [parse_path_prefix(text) for text in path_prefixes]
     with open_database(load_settings())() as session:
-        written = write_label_studio(session, output, job_id=job_id, limit=limit, prefixes=prefixes)
+        written = write_label_studio(session, output, job_id=job_id, limit=limit, prefixes=prefixes,
+                                     order=order)
     click.echo(f"Wrote {written.count} tasks to {written.tasks} and the labelling config to {written.config}.")
 
 

@@ -1,17 +1,21 @@
-"""``models list|activate|import|compare|demo``: the model store."""
+"""``models list|activate|import|compare|demo|bootstrap``: the model store."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from annotator.cli.common import load_settings, open_database, user_errors
+from annotator.cli.common import face_options, load_settings, open_database, user_errors
+
+if TYPE_CHECKING:
+    from annotator.faces.modes import FaceOptions
 
 
 @click.group()
 def models() -> None:
-    """The model store: list, activate, import, compare and train starter models."""
+    """The model store: list, activate, import, compare, train starter models, bootstrap from teachers."""
 
 
 @models.command("list")
@@ -28,7 +32,9 @@ def models_list() -> None:
         click.echo("No models yet. Train the starter models with `annotate models demo`.")
     for version in versions:
         marker = "*" if version.active else " "
-        demo = "  DEMO (generated portraits)" if version.is_demo else ""
+        demo = ("  DEMO (generated portraits)" if version.is_demo else
+                "  BOOTSTRAPPED (from " + version.metrics["bootstrapped"]["teacher"] + ")"
+                if "bootstrapped" in version.metrics else "")
         click.echo(f"{marker} {version.label:<22} {version.created_at:%Y-%m-%d %H:%M}  "
                    f"sha256 {version.sha256[:12]}  {model_file(version, settings.home)}{demo}")
 
@@ -114,3 +120,32 @@ def models_demo(seed: int) -> None:
     with transaction(factory) as session:
         for label in register_demo_models(session, settings.home, results, seed=seed):
             click.echo(f"Registered and activated {label} (DEMO).")
+
+
+@models.command("bootstrap")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--activate", is_flag=True, help="Make the bootstrapped versions the ones new jobs run (a collapsed "
+                                               "model is registered but not activated).")
+@click.option("--epochs", type=click.IntRange(1), default=40, show_default=True, help="Most epochs per model.")
+@click.option("--seed", type=int, default=112, show_default=True, help="Seed of the splits and initial weights.")
+@face_options("detect: find and align every face of ordinary photos. aligned: each image already is one "
+              "aligned face (no detector).")
+@user_errors
+def models_bootstrap(folder: Path, activate: bool, epochs: int, seed: int, faces: FaceOptions) -> None:
+    """Train all four chain models on teacher values of the faces under FOLDER (no labels needed).
+
+    Runs the offline teachers where no teacher value is stored yet (`annotate teach`), then trains gender, eyes,
+    mouth and background_mean with the seed architectures and recipe, prints each seed report and registers the
+    versions as bootstrapped. Needs `pip install 'annotate[teachers]'`.
+    """
+    from annotator.teachers.bootstrap import BootstrapOptions, bootstrap_chain
+
+    settings = load_settings()
+    factory = open_database(settings)
+    result = bootstrap_chain(factory, settings, folder, faces,
+                             BootstrapOptions(epochs=epochs, seed=seed, activate=activate), click.echo)
+    for registration in result.registered:
+        state = ("active" if registration.activated else
+                 "COLLAPSED, not activated" if registration.collapsed and activate else
+                 f"not active; `annotate models activate {registration.label.replace('@', ' ')}` makes it so")
+        click.echo(f"Registered {registration.label} (bootstrapped from teachers): {state}.")

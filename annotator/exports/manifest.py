@@ -16,6 +16,7 @@ from annotator.exports.grouping import SplitGroups
 from annotator.exports.options import ExportOptions
 from annotator.exports.query import LABEL_PREFIX, FaceRow
 from annotator.exports.selection import GENDER, gender_class, regressors
+from annotator.teachers.models import SOURCE_PREFIX as TEACHER_PREFIX
 
 ALL = "all"
 """The split name counts are filed under when an export is not split."""
@@ -64,7 +65,8 @@ def build_manifest(options: ExportOptions, rows: Sequence[FaceRow], attributes: 
         "files": list(files),
         "counts": {"total": len(rows), "splits": counts,
                    **({"groups": groups.to_manifest()} if groups is not None else {})},
-        "model_versions": sorted({s for s in used if s and not s.startswith(LABEL_PREFIX)}),
+        "model_versions": sorted({s for s in used if s and not s.startswith((LABEL_PREFIX, TEACHER_PREFIX))}),
+        "teachers": sorted({s.removeprefix(TEACHER_PREFIX) for s in used if s and s.startswith(TEACHER_PREFIX)}),
         "label_sources": sorted({s.removeprefix(LABEL_PREFIX) for s in used if s and s.startswith(LABEL_PREFIX)}),
         "created_at": (now or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
         "annotate_version": _annotate_version(),

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 FORMATS = ("csv", "jsonl", "parquet", "tfrecord", "folders", "condition-data")
-SOURCES = ("best", "predictions", "labels")
+SOURCES = ("best", "predictions", "labels", "teachers")
 """best: labels win over predictions; predictions: labels ignored; labels: only faces labelled for every
-exported attribute."""
+exported attribute; teachers: the offline teachers' values (`annotate teach`), labels winning over them."""
 IMAGE_FORMATS = ("png", "jpeg")
 SPLIT_COLUMN_FORMATS = ("csv", "jsonl", "parquet")
 """Formats that mark a face's split in a ``split`` column; the others write one file or folder per split."""

@@ -12,7 +12,9 @@ from annotator.errors import UnknownJobError
 from annotator.exports.options import SOURCES
 from annotator.jobs.staleness import ChainVersions
 from annotator.models.store import active_chain_versions
+from annotator.teachers.values import teacher_values
 from db.models import Face, Image, ImageStatus, Job, JobImage, Label, ModelVersion, Prediction
+from db.queries import QUERY_BATCH, batched
 
 LABEL_PREFIX = "label:"
 
@@ -28,7 +30,7 @@ class FaceRow:
     box: list[float] | None = None  # [left, top, right, bottom]; None for an aligned portrait
     landmarks: list[list[float]] | None = None  # five (x, y) points; None for an aligned portrait
     values: dict[str, float] = field(default_factory=dict)
-    sources: dict[str, str] = field(default_factory=dict)  # attribute -> "gender@3" or "label:<source>"
+    sources: dict[str, str] = field(default_factory=dict)  # attribute -> "gender@3", "label:SOURCE", "teacher:NAME"
     split: str | None = None  # set by annotator.exports.splits when the export is split
 
     def is_labelled(self, attribute: str) -> bool:
@@ -74,15 +76,38 @@ def predicted_rows(session: Session, job_id: int | None = None) -> dict[int, Fac
     return rows
 
 
+def teacher_rows(session: Session, job_id: int | None = None) -> dict[int, FaceRow]:
+    """Rows by face id with the teachers' values (``teacher:NAME`` sources), no labels; of one job's images."""
+    values = teacher_values(session)
+    query = (select(Face.id, Face.index, Face.method, Face.box, Face.landmarks, Image.sha256, Image.path)
+             .join(Image, Image.id == Face.image_id))
+    if job_id is not None:
+        if session.get(Job, job_id) is None:
+            raise UnknownJobError(f"No job {job_id}. See `annotate status` for the list of jobs.")
+        query = query.where(Image.id.in_(select(JobImage.image_id).where(JobImage.job_id == job_id)))
+    rows: dict[int, FaceRow] = {}
+    for group in batched(list(values), QUERY_BATCH):
+        for face_id, index, method, box, landmarks, sha, path in session.execute(query.where(Face.id.in_(group))):
+            row = rows[face_id] = FaceRow(path, sha, index, method, box, landmarks)
+            for attribute, target in values[face_id].items():
+                if attribute == "gender":  # stored as the female probability, like a gender label
+                    row.values["male_prob"], row.values["female_prob"] = 1.0 - target.value, target.value
+                else:
+                    row.values[attribute] = target.value
+                row.sources[attribute] = target.source
+    return rows
+
+
 def face_rows(session: Session, job_id: int | None = None, source: str = "best") -> Iterator[FaceRow]:
     """Rows for every annotated face (of one job, or of the active model versions), ordered by path.
 
     ``source`` "predictions" ignores labels; "best" and "labels" let labels win (the "labels" filter, which
-    needs the chosen attributes, is :func:`annotator.exports.selection.select_rows`).
+    needs the chosen attributes, is :func:`annotator.exports.selection.select_rows`); "teachers" gives the
+    teachers' values instead of the chain's, labels winning over them too.
     """
     if source not in SOURCES:
         raise ValueError(f"Unknown source {source!r}. Valid sources: {', '.join(SOURCES)}.")
-    rows = predicted_rows(session, job_id)
+    rows = teacher_rows(session, job_id) if source == "teachers" else predicted_rows(session, job_id)
     if source != "predictions":
         _apply_labels(session, rows)
     yield from sorted(rows.values(), key=lambda r: (r.path, r.face_index, r.method))

@@ -62,6 +62,8 @@ def check_output(options: ExportOptions, output: Path | None) -> None:
 
 def _no_rows_message(options: ExportOptions, found: int, attributes: list[str]) -> str:
     scope = f" of job {options.job_id}" if options.job_id is not None else ""
+    if not found and options.source == "teachers":
+        return f"No faces{scope} have teacher values. Run `annotate teach FOLDER` first."
     if not found:
         return f"No annotated faces{scope} to export. Submit a folder with `annotate submit FOLDER` first."
     filters = []
@@ -163,7 +165,8 @@ def run_export(session: Session, options: ExportOptions, output: Path | str | No
         return _export_to_store(session, options, normalised(str(output)), stdout, echo)
     output = None if output is None else Path(output)
     check_output(options, output)
-    active = [version.name for version in chain_for(session, options.job_id)]
+    # Teacher values need no chain: they can be exported before any model is trained.
+    active = [] if options.source == "teachers" else [version.name for version in chain_for(session, options.job_id)]
     attributes = resolve_attributes(options.attributes, options.format, active)
     found = list(face_rows(session, options.job_id, options.source))
     rows = select_rows(found, source=options.source, attributes=attributes, min_confidence=options.min_confidence)

@@ -105,7 +105,7 @@ def _face_row(image_id: int, method: str, face: ExtractedFace) -> dict[str, Any]
     }
 
 
-def _face_ids(session: Session, method: str, faces: list[tuple[int, ExtractedFace]]) -> list[int]:
+def record_faces(session: Session, method: str, faces: list[tuple[int, ExtractedFace]]) -> list[int]:
     """Record the faces (image id, face) and return their ids, in the same order."""
     insert_ignoring_conflicts(session, Face, [_face_row(image_id, method, face) for image_id, face in faces])
     rows = session.execute(
@@ -271,7 +271,7 @@ def _annotate(factory: sessionmaker[Session], settings: Settings, lease: Lease) 
     outputs = found.outputs()
     with transaction(factory) as session:
         if found.faces:
-            face_ids = _face_ids(session, options.method, found.faces)
+            face_ids = record_faces(session, options.method, found.faces)
             insert_ignoring_conflicts(session, Prediction,
                                       _prediction_rows(load_chain(versions, settings.home), outputs, face_ids))
             insert_ignoring_conflicts(session, FaceQuality, _quality_rows(found.faces, face_ids))

@@ -14,8 +14,12 @@ from annotator.errors import LabelFileError
 from annotator.exports.query import FaceRow, predicted_rows, winning_labels
 from annotator.images.sources import is_uri, name_of, upload
 from annotator.labels.label_studio import image_url, label_config, prediction_result
-from annotator.labels.uncertainty import face_uncertainty
+from annotator.labels.uncertainty import disagreement, face_uncertainty
 from annotator.models.specs import chain_order
+from annotator.teachers.values import teacher_values
+
+ORDERS = ("uncertainty", "disagreement")
+"""uncertainty: the chain's own doubt first; disagreement: the faces where the chain and the teachers differ most."""
 
 
 @dataclass(frozen=True)
@@ -42,8 +46,10 @@ def _caption(row: FaceRow, predictions: dict[str, float], doubt: float) -> str:
     return f"{name_of(row.path)}, {face}: predicted {values} (gender as female probability); uncertainty {doubt:.2f}"
 
 
-def _task(row: FaceRow, labels: dict[str, float], prefixes: list[tuple[str, str]]) -> tuple[tuple[float, float],
-                                                                                          dict[str, Any]]:
+def _task(row: FaceRow, labels: dict[str, float], prefixes: list[tuple[str, str]],
+          teachers: dict[str, float] | None = None) -> tuple[tuple[float, float], dict[str, Any]]:
+    """The task of one face and its sort key: (uncertainty, mean), or with ``teachers`` (disagreement,
+    uncertainty)."""
     predictions = _predictions(row)
     score = face_uncertainty(predictions, labels)
     order = [spec.name for spec in chain_order() if spec.name in predictions]
@@ -57,17 +63,29 @@ def _task(row: FaceRow, labels: dict[str, float], prefixes: list[tuple[str, str]
             "result": [prediction_result(name, predictions[name]) for name in order],
         }],
     }
-    return score, task
+    if teachers is None:
+        return score, task
+    gap = disagreement(predictions, teachers)
+    task["data"]["disagreement"] = round(gap, 4)
+    task["data"]["teachers"] = {name: round(value, 4) for name, value in teachers.items()}
+    return (gap, score[0]), task
 
 
 def label_studio_tasks(session: Session, *, job_id: int | None = None, limit: int | None = None,
-                       prefixes: list[tuple[str, str]] | None = None) -> list[dict[str, Any]]:
-    """One task per face with current predictions (of one job's chain, or the active one), most uncertain first."""
+                       prefixes: list[tuple[str, str]] | None = None, order: str = "uncertainty"
+                       ) -> list[dict[str, Any]]:
+    """One task per face with current predictions (of one job's chain, or the active one), most uncertain first,
+    or with ``order="disagreement"`` those where the chain and the teachers (`annotate teach`) differ most first."""
+    if order not in ORDERS:
+        raise ValueError(f"Unknown order {order!r}. Valid orders: {', '.join(ORDERS)}.")
     rows = predicted_rows(session, job_id)
     labels: dict[int, dict[str, float]] = {}
     for (face_id, attribute), (value, _) in winning_labels(session).items():
         labels.setdefault(face_id, {})[attribute] = value
-    scored = [(*_task(row, labels.get(face_id, {}), prefixes or []), row) for face_id, row in rows.items()]
+    taught = {face_id: {name: target.value for name, target in values.items()}
+              for face_id, values in teacher_values(session, rows).items()} if order == "disagreement" else None
+    scored = [(*_task(row, labels.get(face_id, {}), prefixes or [],
+                      None if taught is None else taught.get(face_id, {})), row) for face_id, row in rows.items()]
     scored.sort(key=lambda item: (-item[0][0], -item[0][1], item[2].path, item[2].face_index))
     return [task for _, task, _ in scored[:limit]]
 
@@ -81,10 +99,10 @@ def config_path(tasks_path: Path | str) -> Path | str:
 
 
 def write_label_studio(session: Session, output: Path | str, *, job_id: int | None = None, limit: int | None = None,
-                       prefixes: list[tuple[str, str]] | None = None) -> ExportedTasks:
+                       prefixes: list[tuple[str, str]] | None = None, order: str = "uncertainty") -> ExportedTasks:
     """Write the tasks to ``output`` (a file, or a URI such as ``s3://bucket/tasks.json``) and the labelling
     config next to them."""
-    tasks = label_studio_tasks(session, job_id=job_id, limit=limit, prefixes=prefixes)
+    tasks = label_studio_tasks(session, job_id=job_id, limit=limit, prefixes=prefixes, order=order)
     config = config_path(output)
     texts = {output: json.dumps(tasks, indent=2) + "\n", config: label_config()}
     try:

@@ -40,3 +40,10 @@ def face_uncertainty(predictions: Mapping[str, float], labels: Mapping[str, floa
     if not doubts:
         return (0.0, 0.0)
     return (max(doubts), sum(doubts) / len(doubts))
+
+
+def disagreement(predictions: Mapping[str, float], teachers: Mapping[str, float]) -> float:
+    """The largest ``|chain - teacher|`` over the attributes both have (gender as the female probability); 0 when
+    they share none. A face where the distilled model and its teacher part ways is one neither can be sure of."""
+    gaps = [abs(value - teachers[name]) for name, value in predictions.items() if name in teachers]
+    return max(gaps, default=0.0)

@@ -19,7 +19,7 @@ def test_upgrade_twice_is_harmless(tmp_path):
     upgrade(engine)
     upgrade(engine)
     with engine.connect() as connection:
-        assert MigrationContext.configure(connection).get_current_revision() == "0007"
+        assert MigrationContext.configure(connection).get_current_revision() == "0008"
 
 
 def _insert(connection, table, **values):

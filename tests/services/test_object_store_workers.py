@@ -12,27 +12,11 @@ from sqlalchemy import func, select
 
 from annotator.cli import main
 from db.models import ChunkStatus, JobChunk, JobImage, Prediction
-from tests.conftest import register_untrained_chain
 from tests.object_store import get, new_bucket, upload_folder
-from tests.services.test_distributed import ATTRIBUTES, wait_finished, write_photos
+from tests.services.helpers import ATTRIBUTES, write_photos
+from tests.services.test_distributed import wait_finished
 
 pytestmark = pytest.mark.services
-
-
-@pytest.fixture
-def factory(service_env):
-    """The migrated private PostgreSQL database with an untrained chain, as the other service tests use."""
-    from annotator.settings import Settings
-    from db.migrate import upgrade
-    from db.session import make_engine, make_session_factory
-
-    settings = Settings.from_env()
-    engine = make_engine(settings.database_url)
-    upgrade(engine)
-    factory = make_session_factory(engine)
-    register_untrained_chain(factory, settings)
-    yield factory
-    engine.dispose()
 
 
 def test_workers_read_the_images_from_the_store_and_a_resubmit_does_no_work(s3, factory, workers, tmp_path):

@@ -1,0 +1,188 @@
+"""`annotate models bootstrap FOLDER`: distil the teachers into the chain, so the first run gives real values.
+
+The teachers label the folder's faces (reusing values already stored), then each model of the chain is trained on
+those values with the seed architectures and recipe (:mod:`annotator.training.recipe`), exactly as
+`annotate train` trains on people's labels; a person's label of a face wins over the teacher's. The versions are
+registered as bootstrapped (their metrics name the teachers), not DEMO. The teachers are not in the chain:
+`submit` runs only the distilled models, at the chain's speed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from annotator.errors import TrainingDataError
+from annotator.faces.extraction import ImageToExtract, extract_faces
+from annotator.faces.modes import FaceMode, FaceOptions
+from annotator.images.decoding import DecodeError
+from annotator.jobs.pipeline import recorded_detections
+from annotator.models.crops import crop_batch
+from annotator.models.specs import ModelSpec, OutputKind, chain_order
+from annotator.settings import Settings
+from annotator.teachers.models import TEACHERS
+from annotator.teachers.teaching import TaughtImage, TeachResult, teach_folder
+from annotator.teachers.values import Target, training_targets
+from annotator.training.datasets import MIN_USABLE_ROWS
+from db.session import transaction
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from annotator.training.recipe import TrainingResult
+    from annotator.training.run import Registration
+
+Echo = Callable[[str], None]
+DECODE_REPORT = 500  # faces decoded between two progress lines
+GENDER_MIN_CONFIDENCE = 0.8
+"""The gender model learns from faces whose teacher is at least this sure (either way) or that a person labelled:
+the teacher's doubtful faces are where its mistakes are, and a wrong hard label teaches the student that mistake."""
+
+
+@dataclass(frozen=True)
+class BootstrapOptions:
+    """How to train: the seed recipe's epochs, batch and seed, and whether to activate the versions."""
+
+    epochs: int = 40
+    batch_size: int = 32
+    seed: int = 112
+    activate: bool = False
+
+
+@dataclass(frozen=True)
+class TeacherSet:
+    """The folder's faces as the chain sees them (n, 120, 120, 3), with what each is to learn."""
+
+    faces: np.ndarray
+    targets: list[dict[str, Target]]
+    groups: np.ndarray  # the image's sha256 per face: faces of one photo stay in one split
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    """What was taught, trained and registered."""
+
+    taught: TeachResult
+    trained: list[TrainingResult]
+    registered: list[Registration]
+
+
+def load_teacher_set(session: Session, images: list[TaughtImage], options: FaceOptions, *, max_pixels: int,
+                     echo: Echo) -> TeacherSet:
+    """Decode the faces of ``images`` as a job would (recorded faces, no detection) with their targets."""
+    known = ({} if options.mode is FaceMode.ALIGNED
+             else recorded_detections(session, [image.image_id for image in images], options.method))
+    targets_by_face = training_targets(session, [face_id for image in images for face_id in image.face_ids])
+    faces, targets, groups = [], [], []
+    for image in images:
+        try:
+            extracted = extract_faces(ImageToExtract(image.path, image.sha256, known.get(image.image_id, ())),
+                                      options, max_pixels=max_pixels)
+        except DecodeError as error:  # changed or removed since it was taught: it only costs a training row
+            echo(f"  skipped {image.path}: {error.failure.reason.value}")
+            continue
+        for face in extracted:
+            if face.index < len(image.face_ids) and image.face_ids[face.index] in targets_by_face:
+                faces.append(face.pixels)
+                targets.append(targets_by_face[image.face_ids[face.index]])
+                groups.append(image.sha256)
+        if len(faces) and len(faces) % DECODE_REPORT == 0:
+            echo(f"  decoded {len(faces)} faces")
+    if not faces:
+        raise TrainingDataError("No face of the folder has teacher values to learn from.")
+    return TeacherSet(np.stack(faces), targets, np.asarray(groups))
+
+
+def model_rows(spec: ModelSpec, data: TeacherSet) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(rows, labels, genders) ``spec`` learns from: gender 0 male / 1 female (faces the teacher is sure of, see
+    :data:`GENDER_MIN_CONFIDENCE`); a regressor's value with the gender it is given as input (one-hot while
+    training, as `annotate train` does with an export)."""
+    if spec.output is OutputKind.GENDER_SOFTMAX:
+        rows = [i for i, t in enumerate(data.targets) if "gender" in t and (
+            t["gender"].is_label or max(t["gender"].value, 1.0 - t["gender"].value) >= GENDER_MIN_CONFIDENCE)]
+        labels = np.asarray([data.targets[i]["gender"].value >= 0.5 for i in rows], np.int64)
+        return np.asarray(rows, int), labels, None
+    rows = [i for i, t in enumerate(data.targets) if spec.name in t and "gender" in t]
+    labels = np.asarray([data.targets[i][spec.name].value for i in rows], np.float32)
+    genders = np.asarray([data.targets[i]["gender"].value >= 0.5 for i in rows], np.int64)
+    return np.asarray(rows, int), labels, genders
+
+
+def _check_rows(spec: ModelSpec, labels: np.ndarray) -> None:
+    if len(labels) < MIN_USABLE_ROWS:
+        raise TrainingDataError(f"Only {len(labels)} faces have a {spec.name} value to learn from; bootstrap needs "
+                                f"at least {MIN_USABLE_ROWS}. Give it a folder with more face photos.")
+    if len(np.unique(labels)) < 2:
+        raise TrainingDataError(f"Every face has the same {spec.name} value; {spec.name} cannot learn from that.")
+
+
+def train_chain(data: TeacherSet, options: BootstrapOptions, echo: Echo) -> list[TrainingResult]:
+    """Train every model of the chain on the teacher set with the seed recipe; echo progress and seed reports."""
+    from annotator.training.recipe import train_on_inputs
+
+    results = []
+    for spec in chain_order():
+        rows, labels, genders = model_rows(spec, data)
+        _check_rows(spec, labels)
+        from_labels = sum(data.targets[i][spec.name].is_label for i in rows)
+        echo(f"{spec.name}: training on {len(rows)} faces ({TEACHERS[spec.name]} values"
+             + (f", {from_labels} people's labels winning)" if from_labels else ")"))
+
+        def progress(epoch: int, logs: dict[str, float], name: str = spec.name) -> None:
+            shown = "  ".join(f"{k} {v:.4f}" for k, v in logs.items() if k != "learning_rate")
+            echo(f"  {name} epoch {epoch}/{options.epochs}  {shown}")
+
+        result = train_on_inputs(spec, crop_batch(data.faces[rows], spec), labels, gender=genders,
+                                 groups=data.groups[rows], epochs=options.epochs, batch_size=options.batch_size,
+                                 seed=options.seed, on_epoch=progress)
+        echo(f"{spec.name} seed report, on teacher values ({result.epochs_run} epochs):\n{result.report.format()}")
+        results.append(result)
+    return results
+
+
+def bootstrap_metrics(result: TrainingResult, data: TeacherSet, folder: Path, faces: FaceOptions,
+                      options: BootstrapOptions) -> dict[str, Any]:
+    """The seed report plus what the version was distilled from, stored with it."""
+    rows, _, _ = model_rows(result.spec, data)
+    sources = sorted({data.targets[i][result.spec.name].source for i in rows})
+    return {
+        **result.report.to_dict(),
+        "bootstrapped": {"teacher": f"teacher:{TEACHERS[result.spec.name]}", "sources": sources,
+                         "folder": str(folder), "face_method": faces.method, "rows_used": len(rows)},
+        "recipe": {"optimizer": "adam", "learning_rate": 1e-3, "epochs": options.epochs,
+                   "epochs_run": result.epochs_run, "batch_size": options.batch_size, "seed": options.seed,
+                   "groups": "image sha256"},
+        "history": {key: [round(value, 6) for value in values] for key, values in result.history.items()},
+    }
+
+
+def bootstrap_chain(factory: sessionmaker[Session], settings: Settings, source: Path, faces: FaceOptions,
+                    options: BootstrapOptions, echo: Echo) -> BootstrapResult:
+    """Teach the folder where needed, train the four chain models on the teacher values, register them."""
+    from annotator.tf_runtime import import_tensorflow
+    from annotator.training.run import register_trained
+
+    import_tensorflow()
+
+    def progress(done: int, total: int) -> None:
+        echo(f"  teachers: {done}/{total} images")
+
+    echo(f"Teaching {source} ({faces.method} faces)")
+    taught = teach_folder(factory, source, faces, max_pixels=settings.max_image_pixels, progress=progress)
+    echo(f"  {len(taught.images)} images with {taught.faces} faces have teacher values ({taught.taught} taught now, "
+         f"{taught.reused} already taught); {len(taught.failed)} files failed")
+    with factory() as session:
+        data = load_teacher_set(session, taught.images, faces, max_pixels=settings.max_image_pixels, echo=echo)
+    results = train_chain(data, options, echo)
+    folder = source.expanduser().resolve()
+    registered = []
+    with transaction(factory) as session:
+        for result in results:
+            registered.append(register_trained(session, settings.home, result,
+                                               bootstrap_metrics(result, data, folder, faces, options),
+                                               activate=options.activate, force=False))
+    return BootstrapResult(taught, results, registered)

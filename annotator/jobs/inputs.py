@@ -19,7 +19,8 @@ from annotator.images.lists import read_list
 from annotator.images.sources import is_uri, normalised
 
 
-def _checked_source(source: Path) -> Path:
+def checked_folder(source: Path) -> Path:
+    """The folder to read, resolved; a missing path or a file is a one-line :class:`SourceError`."""
     source = source.expanduser().resolve()
     if not source.exists():
         raise SourceError(f"Folder not found: {source}.")
@@ -64,7 +65,7 @@ def open_source(source: str | Path | None = None, *, from_list: str | Path | Non
         uri = normalised(str(source))
         return ImageSource(uri, discover_objects(uri, batch_size),
                            f"No objects found under {uri} (looked under every sub-prefix, by content).")
-    root = _checked_source(Path(source))  # type: ignore[arg-type]
+    root = checked_folder(Path(source))  # type: ignore[arg-type]
     found, failures = discover(root)  # hashed up front: a local disk answers fast, and the order stays stable
     return ImageSource(str(root), _folder_batches(found, failures, batch_size),
                        f"No images found in {root} (looked in every sub-folder, by content).",

@@ -67,7 +67,7 @@ class StaleSummary:
     missing: dict[str, int]
 
 
-def _faces_of_job(session: Session, job_id: int) -> ColumnElement[bool]:
+def faces_of_job(session: Session, job_id: int) -> ColumnElement[bool]:
     """Filter on :class:`Face`: the faces of a job's annotated (or already annotated) images."""
     job = session.get(Job, job_id)
     if job is None:
@@ -79,7 +79,7 @@ def _faces_of_job(session: Session, job_id: int) -> ColumnElement[bool]:
 
 
 def _faces(session: Session, query: Select, job_id: int | None) -> Select:  # type: ignore[type-arg]
-    return query if job_id is None else query.where(_faces_of_job(session, job_id))
+    return query if job_id is None else query.where(faces_of_job(session, job_id))
 
 
 def stale_summary(session: Session, chain: ChainVersions, job_id: int | None = None) -> StaleSummary:

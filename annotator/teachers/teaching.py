@@ -22,6 +22,7 @@ from annotator.faces.extraction import ExtractedFace
 from annotator.faces.modes import FaceMode, FaceOptions
 from annotator.images.decoding import DecodeError, ReasonCode, decode_face, decode_photo
 from annotator.images.discovery import FoundImage, discover
+from annotator.jobs.inputs import checked_folder
 from annotator.jobs.pipeline import record_faces, recorded_detections
 from annotator.teachers.models import REQUIRED_TEACHERS, VIEW_SIZE, TaughtValue, load_teachers
 from annotator.teachers.views import FaceView, aligned_view, detected_view
@@ -54,16 +55,6 @@ class TeachResult:
     faces: int = 0  # faces with teacher values, in all
     values: int = 0  # teacher values stored by this run
     failed: list[tuple[str, str, str]] = field(default_factory=list)  # (path, reason code, detail)
-
-
-def checked_folder(source: Path) -> Path:
-    """The folder to read, resolved; a missing path or a file is a one-line error."""
-    folder = source.expanduser().resolve()
-    if not folder.exists():
-        raise SourceError(f"Folder not found: {folder}.")
-    if not folder.is_dir():
-        raise SourceError(f"Not a folder: {folder}. Give the folder that holds the images.")
-    return folder
 
 
 def record_images(session: Session, found: Sequence[FoundImage]) -> dict[str, int]:

@@ -13,11 +13,9 @@ import numpy as np
 from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.orm import Session
 
-from annotator.errors import UnknownJobError
 from annotator.exports.query import chain_for
-from annotator.faces.modes import FaceOptions
 from annotator.faces.quality import FLAGS
-from annotator.jobs.staleness import ChainVersions, StaleSummary, stale_summary
+from annotator.jobs.staleness import ChainVersions, StaleSummary, faces_of_job, stale_summary
 from annotator.jobs.status import JobSummary, job_summary, recent_jobs
 from annotator.models.specs import OutputKind, get_spec
 from db.models import Face, FaceQuality, Image, ImageStatus, Job, JobImage, Label, ModelVersion, Prediction
@@ -51,14 +49,7 @@ def report_scope(session: Session, job_id: int | None) -> Scope:
     versions = chain_for(session, job_id)
     if job_id is None:
         return Scope(None, versions, None, None)
-    job = session.get(Job, job_id)
-    if job is None:
-        raise UnknownJobError(f"No job {job_id}. See `annotate status` for the list of jobs.")
-    method = FaceOptions.from_record(job.face_mode, job.face_options).method
-    annotated = select(JobImage.image_id).where(
-        JobImage.job_id == job_id, JobImage.status.in_([ImageStatus.DONE.value, ImageStatus.SKIPPED.value]))
-    return Scope(job_id, versions, and_(Face.method == method, Face.image_id.in_(annotated)),
-                 JobImage.job_id == job_id)
+    return Scope(job_id, versions, faces_of_job(session, job_id), JobImage.job_id == job_id)
 
 
 @dataclass

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_HOME = Path("~/.annotate")
@@ -15,6 +15,17 @@ DEFAULT_VISIBILITY_TIMEOUT = 60 * 60
 DEFAULT_LEASE_SECONDS = 60  # a chunk whose worker stopped renewing its lease this long goes to another worker
 DEFAULT_HEARTBEAT_SECONDS = 10  # how often leases are renewed and sweeps run
 DEFAULT_REQUEUE_SECONDS = 30  # a queued chunk nobody took this long, its queue empty, is sent again
+PRECISIONS = ("float32", "bfloat16", "float16")
+"""Number formats the chain can run in: float32 everywhere; bfloat16 on CPUs with AVX-512 BF16 or AMX (and GPUs);
+float16 on GPUs only (untested here)."""
+
+
+def default_decode_workers() -> int:
+    """One extraction worker per CPU this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _int_from_env(environ: dict[str, str], name: str, default: int) -> int:
@@ -43,8 +54,13 @@ class Settings:
     lease_seconds: int = DEFAULT_LEASE_SECONDS
     heartbeat_seconds: int = DEFAULT_HEARTBEAT_SECONDS
     requeue_seconds: int = DEFAULT_REQUEUE_SECONDS
+    decode_workers: int = field(default_factory=default_decode_workers)
+    precision: str = "float32"
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"ANNOTATE_PRECISION must be one of {', '.join(PRECISIONS)}. "
+                             f"Received: ANNOTATE_PRECISION={self.precision!r}.")
         if self.heartbeat_seconds * 2 > self.lease_seconds:
             raise ValueError(f"ANNOTATE_HEARTBEAT_SECONDS ({self.heartbeat_seconds}) must be at most half of "
                              f"ANNOTATE_LEASE_SECONDS ({self.lease_seconds}), or leases expire between heartbeats.")
@@ -75,4 +91,6 @@ class Settings:
             lease_seconds=_int_from_env(env, "ANNOTATE_LEASE_SECONDS", DEFAULT_LEASE_SECONDS),
             heartbeat_seconds=_int_from_env(env, "ANNOTATE_HEARTBEAT_SECONDS", DEFAULT_HEARTBEAT_SECONDS),
             requeue_seconds=_int_from_env(env, "ANNOTATE_REQUEUE_SECONDS", DEFAULT_REQUEUE_SECONDS),
+            decode_workers=_int_from_env(env, "ANNOTATE_DECODE_WORKERS", default_decode_workers()),
+            precision=(env.get("ANNOTATE_PRECISION") or "float32").lower(),
         )

@@ -1,16 +1,26 @@
-"""Images per second: (a) the bare in-process pipeline vs (b) the full service, measured in one run.
+"""Images per second of the data path and of the service, each ratio measured within one run.
 
     python bench/throughput.py [--images 3000] [--chunk-size 256] [--faces aligned|detect]
+    python bench/throughput.py --ceiling [--images 500]
+    python bench/throughput.py --submit [--images 1000]
 
-First the cost per image of each stage, on up to 200 of the images: decoding an aligned portrait, decoding
-plus face detection plus alignment, and the chain per face. Then, with the chosen face mode:
+Default mode: first the cost per image of each stage, on up to 200 of the images: decoding an aligned portrait,
+decoding plus face detection plus alignment, and the chain per face in float32 and in bfloat16. Then, with the
+chosen face mode:
 (a) finds the faces and runs the chain over the images in chunks, with no queue and no database (the same
-    background-thread overlap the workers use).
+    extraction pool and overlap the workers use).
 (b) starts a private redis-server and PostgreSQL database and one `annotate worker`, then times
     `annotate submit` (walk, hash, record, enqueue) until the job is finished in the database.
 Both use the same untrained chain (the cost does not depend on the weights) and are warmed up first.
+
+--ceiling replaces inference with nothing: the data path alone (what a worker sees with an infinitely fast GPU),
+in both face modes, with 1, 2, ... N extraction workers as threads and as processes; each rate and its ratio to
+one worker of its kind.
+--submit times `annotate submit ./photos --wait` as a new user runs it (no broker, default face mode, a fresh
+home each time) with the default extraction workers and with ANNOTATE_DECODE_WORKERS=1, twice each, alternating.
+
 Images: ../shared/data/utkface-adults when present (real 200x200 JPEG faces), generated portraits otherwise.
-Needs redis-server on PATH and PostgreSQL at ANNOTATE_TEST_POSTGRES_URL (default postgres@127.0.0.1/test).
+(b) needs redis-server on PATH and PostgreSQL at ANNOTATE_TEST_POSTGRES_URL (default postgres@127.0.0.1/test).
 """
 
 from __future__ import annotations
@@ -26,6 +36,8 @@ import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 if TYPE_CHECKING:
     from annotator.faces.modes import FaceOptions
@@ -91,13 +103,20 @@ def _chain(database_url: str) -> list[ModelVersion]:
         return versions
 
 
-def stage_costs(paths: list[Path], versions: list[ModelVersion], home: Path) -> dict[str, float]:
-    """Milliseconds per image of each stage, run one after the other (no overlap)."""
-    import numpy as np
+def _chain_ms(chain: list, faces: np.ndarray) -> float:  # type: ignore[type-arg]
+    from annotator.models.chain import run_chain
 
+    run_chain(chain, faces)  # warm-up: trace the function
+    started = time.perf_counter()
+    run_chain(chain, faces)
+    return (time.perf_counter() - started) / len(faces) * 1000
+
+
+def stage_costs(paths: list[Path], versions: list[ModelVersion], home: Path) -> dict[str, float]:
+    """Milliseconds per image of each stage, run one after the other in this process (no overlap)."""
     from annotator.faces.extraction import ImageToExtract, extract_faces
     from annotator.faces.modes import ALIGNED_FACES, DETECTED_FACES
-    from annotator.models.chain import load_chain, run_chain
+    from annotator.models.chain import load_chain
 
     def per_image(options: FaceOptions) -> tuple[float, list[np.ndarray]]:
         started = time.perf_counter()
@@ -107,35 +126,91 @@ def stage_costs(paths: list[Path], versions: list[ModelVersion], home: Path) -> 
     extract_faces(ImageToExtract(paths[0]), DETECTED_FACES, max_pixels=10**9)  # warm-up: load the detector
     aligned_ms, faces = per_image(ALIGNED_FACES)
     detect_ms, detected = per_image(DETECTED_FACES)
-    chain = load_chain(versions, home)
-    run_chain(chain, np.stack(faces))  # warm-up: trace the functions
-    started = time.perf_counter()
-    run_chain(chain, np.stack(faces))
-    chain_ms = (time.perf_counter() - started) / len(faces) * 1000
-    return {"decode": aligned_ms, "detect": detect_ms, "chain": chain_ms, "faces_per_image": len(detected) / len(paths)}
+    batch = np.stack(faces)
+    return {"decode": aligned_ms, "detect": detect_ms, "faces_per_image": len(detected) / len(paths),
+            "chain": _chain_ms(load_chain(versions, home), batch),
+            "chain_bfloat16": _chain_ms(load_chain(versions, home, precision="bfloat16"), batch)}
 
 
 def in_process_rate(folder: Path, chunk_size: int, versions: list[ModelVersion], home: Path,
                     options: FaceOptions) -> float:
     """(a) images/s of finding faces + chain over every image, in chunks, nothing else."""
-    from annotator.faces.extraction import ImageToExtract, extract_in_background
+    from annotator.faces.extraction import ImageToExtract
+    from annotator.faces.pool import extract_images
     from annotator.jobs.pipeline import FaceBatches
+    from annotator.settings import default_decode_workers
 
     paths = sorted(folder.iterdir())
 
     def run(chunk: list[Path]) -> None:
         batches = FaceBatches(versions, home)
-        for owner, extracted in enumerate(extract_in_background([ImageToExtract(p) for p in chunk], options,
-                                                                max_pixels=10**9)):
+        images = extract_images([ImageToExtract(p) for p in chunk], options, max_pixels=10**9,
+                                workers=default_decode_workers())
+        for owner, extracted in enumerate(images):
             for face in extracted.faces:
                 batches.add(owner, face)
         batches.outputs()
 
-    run(paths[:chunk_size])  # warm-up: load the models, trace the functions
+    run(paths[:chunk_size])  # warm-up: load the models, trace the functions, start the extraction workers
     started = time.perf_counter()
     for start in range(0, len(paths), chunk_size):
         run(paths[start : start + chunk_size])
     return len(paths) / (time.perf_counter() - started)
+
+
+def ceiling(folder: Path) -> None:
+    """Print the data path's images/s with no inference, per face mode, pool kind and number of workers."""
+    from annotator.faces.extraction import ImageToExtract
+    from annotator.faces.modes import ALIGNED_FACES, DETECTED_FACES
+    from annotator.faces.pool import ExtractionPool, uses_processes
+
+    items = [ImageToExtract(p) for p in sorted(folder.iterdir())]
+    most = os.cpu_count() or 1
+    print(f"data path alone (no inference), {len(items)} images, {most} CPUs; ratio to one worker of its kind")
+    for options in (DETECTED_FACES, ALIGNED_FACES):
+        for processes in (False, True):
+            kind = "processes" if processes else "threads"
+            chosen = " (the default)" if processes == uses_processes(options.mode) else ""
+            first = None
+            for workers in range(1, most + 1):
+                pool = ExtractionPool(workers, processes=processes)
+                try:
+                    for _ in pool.map(items[: 4 * workers], options, max_pixels=10**9):
+                        pass  # warm-up: start the workers, trace the detector
+                    started = time.perf_counter()
+                    for _ in pool.map(items, options, max_pixels=10**9):
+                        pass
+                    rate = len(items) / (time.perf_counter() - started)
+                finally:
+                    pool.close()
+                first = first or rate
+                print(f"  --faces {options.mode.value:7s} {kind:9s}{chosen:14s} {workers:2d} workers: "
+                      f"{rate:7.1f} images/s  {rate / first:4.2f}x")
+
+
+def submit_times(folder: Path, scratch: Path, rounds: int = 2) -> None:
+    """Print the seconds of `annotate submit FOLDER --wait` (eager, default face mode) by extraction workers."""
+    from annotator.settings import default_decode_workers
+
+    default = default_decode_workers()
+    times: dict[int, list[float]] = {default: [], 1: []}
+    for run in range(rounds):
+        for workers, seconds in times.items():
+            home = scratch / f"home-{run}-{workers}"
+            register_chain(home, f"sqlite:///{home / 'annotate.db'}")
+            env = {key: value for key, value in os.environ.items() if not key.startswith("ANNOTATE_")}
+            env.update(ANNOTATE_HOME=str(home), **({} if workers == default else {"ANNOTATE_DECODE_WORKERS": "1"}))
+            started = time.perf_counter()
+            subprocess.run([ANNOTATE, "submit", str(folder), "--wait"], env=env, check=True, capture_output=True,
+                           timeout=3600)
+            seconds.append(time.perf_counter() - started)
+    count = sum(1 for _ in folder.iterdir())
+    for workers, seconds in times.items():
+        label = f"default ({workers} workers)" if workers == default else "ANNOTATE_DECODE_WORKERS=1"
+        print(f"`annotate submit` of {count} images, {label:26s}: "
+              + ", ".join(f"{s:.1f} s ({count / s:.1f} images/s)" for s in seconds))
+    ratio = sum(times[1]) / sum(times[default])
+    print(f"default is {ratio:.2f}x faster than one extraction worker")
 
 
 def free_port() -> int:
@@ -171,56 +246,69 @@ def service_rate(folder: Path, warmup: Path, chunk_size: int, env: dict[str, str
         worker.wait(timeout=30)
 
 
-def main() -> None:
-    """Run both measurements and print their rates and ratio."""
+def service_vs_in_process(scratch_path: Path, args: argparse.Namespace) -> None:
+    """Measure (a) and (b) and print their rates and ratio, after the stage costs."""
     import psycopg
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=3000)
-    parser.add_argument("--chunk-size", type=int, default=256)
-    parser.add_argument("--faces", choices=["aligned", "detect"], default="aligned",
-                        help="face mode of (a) and (b); the stage costs always show both")
-    args = parser.parse_args()
     from annotator.faces.modes import FaceMode, FaceOptions
 
     options = FaceOptions(FaceMode(args.faces))
-
-    with tempfile.TemporaryDirectory() as scratch:
-        scratch_path = Path(scratch)
-        what = prepare_images(scratch_path / "images", args.images)
-        # Both sides warm up on one full chunk, so neither pays TensorFlow's first-call cost in the timing.
-        warmup = mirrored_copies(sorted((scratch_path / "images").iterdir())[: args.chunk_size],
-                                 scratch_path / "warmup")
-        port = free_port()
-        redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                  "--appendonly", "no"], stdout=subprocess.DEVNULL)
-        name = f"annotate_bench_{uuid.uuid4().hex[:8]}"
+    # Both sides warm up on one full chunk, so neither pays TensorFlow's first-call cost in the timing.
+    warmup = mirrored_copies(sorted((scratch_path / "images").iterdir())[: args.chunk_size], scratch_path / "warmup")
+    port = free_port()
+    redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                              "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    name = f"annotate_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    database_url = ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1) + "/" + name
+    try:
+        wait_for_port(port)
+        home = scratch_path / "home"
+        register_chain(home, database_url)
+        env = {**os.environ, "ANNOTATE_HOME": str(home), "ANNOTATE_DATABASE_URL": database_url,
+               "ANNOTATE_BROKER_URL": f"redis://127.0.0.1:{port}/0"}
+        versions = _chain(database_url)
+        costs = stage_costs(sorted((scratch_path / "images").iterdir())[:200], versions, home)
+        plain = in_process_rate(scratch_path / "images", args.chunk_size, versions, home, options)
+        service = service_rate(scratch_path / "images", warmup, args.chunk_size, env,
+                               scratch_path / "worker.log", args.faces)
+    finally:
+        redis.terminate()
         with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'CREATE DATABASE "{name}"')
-        database_url = ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1) + "/" + name
-        try:
-            wait_for_port(port)
-            home = scratch_path / "home"
-            register_chain(home, database_url)
-            env = {**os.environ, "ANNOTATE_HOME": str(home), "ANNOTATE_DATABASE_URL": database_url,
-                   "ANNOTATE_BROKER_URL": f"redis://127.0.0.1:{port}/0"}
-            versions = _chain(database_url)
-            costs = stage_costs(sorted((scratch_path / "images").iterdir())[:200], versions, home)
-            plain = in_process_rate(scratch_path / "images", args.chunk_size, versions, home, options)
-            service = service_rate(scratch_path / "images", warmup, args.chunk_size, env,
-                                   scratch_path / "worker.log", args.faces)
-        finally:
-            redis.terminate()
-            with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    print(f"images: {what}, chunk size {args.chunk_size}, {os.cpu_count()} CPUs")
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     print(f"per image: decode {costs['decode']:.1f} ms (--faces aligned); decode + detect + align "
           f"{costs['detect']:.1f} ms (--faces detect, {costs['faces_per_image']:.2f} faces per image); "
-          f"chain {costs['chain']:.2f} ms per face")
+          f"chain {costs['chain']:.2f} ms per face in float32, {costs['chain_bfloat16']:.2f} ms in bfloat16 "
+          f"({costs['chain'] / costs['chain_bfloat16']:.2f}x)")
     print(f"face mode of (a) and (b): {args.faces}")
     print(f"(a) in-process pipeline, no queue, no database: {plain:8.1f} images/s")
     print(f"(b) full service: Redis + 1 worker + PostgreSQL: {service:8.1f} images/s")
     print(f"ratio b/a: {service / plain:.2f}")
+
+
+def main() -> None:
+    """Run the chosen measurement."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=None, help="3000, or 500 with --ceiling, 1000 with --submit")
+    parser.add_argument("--chunk-size", type=int, default=256)
+    parser.add_argument("--faces", choices=["aligned", "detect"], default="aligned",
+                        help="face mode of (a) and (b); the stage costs always show both")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--ceiling", action="store_true", help="the data path alone, by workers, kind and face mode")
+    mode.add_argument("--submit", action="store_true", help="`annotate submit --wait`: default vs one worker")
+    args = parser.parse_args()
+    count = args.images or (500 if args.ceiling else 1000 if args.submit else 3000)
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch_path = Path(scratch)
+        what = prepare_images(scratch_path / "images", count)
+        print(f"images: {what}, chunk size {args.chunk_size}, {os.cpu_count()} CPUs")
+        if args.ceiling:
+            ceiling(scratch_path / "images")
+        elif args.submit:
+            submit_times(scratch_path / "images", scratch_path)
+        else:
+            service_vs_in_process(scratch_path, args)
 
 
 if __name__ == "__main__":

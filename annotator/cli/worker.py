@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from annotator.cli.common import load_settings, user_errors
@@ -19,11 +21,17 @@ DEFAULT_WORKER_CONCURRENCY = 2
               help="solo (default for one) runs one chunk at a time; threads (default for several) share one "
                    "copy of the models and overlap database writes with inference; prefork loads the models "
                    "in every child process.")
+@click.option("--decode-workers", type=click.IntRange(1), default=None,
+              help="Processes (threads for aligned portraits) decoding, detecting and aligning images for the "
+                   "chain, shared by the chunks in flight [default: ANNOTATE_DECODE_WORKERS, else one per CPU].")
 @click.option("--loglevel", "-l", default="info", show_default=True)
 @click.option("--hostname", "-n", default=None, help="Node name, e.g. gpu0@%h (default: celery@HOST).")
 @user_errors
-def worker(queues: str, concurrency: int, pool: str | None, loglevel: str, hostname: str | None) -> None:
+def worker(queues: str, concurrency: int, pool: str | None, decode_workers: int | None, loglevel: str,
+           hostname: str | None) -> None:
     """Start a Celery worker that annotates chunks (needs ANNOTATE_BROKER_URL)."""
+    if decode_workers is not None:  # the tasks read their settings from the environment
+        os.environ["ANNOTATE_DECODE_WORKERS"] = str(decode_workers)
     settings = load_settings()
     if settings.eager:
         raise click.ClickException("ANNOTATE_BROKER_URL is not set: without a broker, `submit` runs jobs itself.")

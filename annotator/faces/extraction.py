@@ -1,21 +1,19 @@
-"""From an image file to its canonical 120x120 faces, by the job's face mode; done off the main thread.
+"""From an image file to its canonical 120x120 faces, by the job's face mode.
 
-Decoding and detection run in one background thread while the caller runs the model chain on the faces found
-so far: on a CPU the two share the cores; on a GPU host the chain moves to the GPU and detection is all that is
-left on the CPU.
+Faces leave here as uint8 RGB (a quarter of float32's memory and copies); the chain scales them to 0..1 inside
+its compiled graph. :mod:`annotator.faces.pool` runs :func:`extract_image` for many images at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from annotator.faces.alignment import align_face
+from annotator.faces.alignment import align_face_pixels
 from annotator.faces.detection import Detection, detect_faces
 from annotator.faces.modes import FaceMode, FaceOptions
 from annotator.images.decoding import (
@@ -24,14 +22,9 @@ from annotator.images.decoding import (
     DecodeError,
     DecodeFailure,
     decode_photo,
-    face_array,
-    read_checked,
+    face_pixels,
 )
 from annotator.images.perceptual import perceptual_hash
-from annotator.images.sources import is_uri
-
-REMOTE_READ_AHEAD = 8
-"""Objects of a store read at once ahead of decoding (each waits on the network; a few are in memory at a time)."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +33,7 @@ class ExtractedFace:
 
     index: int
     detection: Detection | None
-    pixels: np.ndarray  # (120, 120, 3) float32 RGB in 0..1
+    pixels: np.ndarray  # (120, 120, 3) uint8 RGB
 
 
 @dataclass(frozen=True)
@@ -73,7 +66,7 @@ def decode_item(item: ImageToExtract, options: FaceOptions, *, max_pixels: int,
 
 def _faces(picture: Image.Image, item: ImageToExtract, options: FaceOptions) -> list[ExtractedFace]:
     if options.mode is FaceMode.ALIGNED:
-        return [ExtractedFace(0, None, face_array(picture))]
+        return [ExtractedFace(0, None, face_pixels(picture))]
     return faces_in_photo(picture, options, item.known)
 
 
@@ -88,47 +81,14 @@ def extract_faces(item: ImageToExtract, options: FaceOptions, *, max_pixels: int
 def faces_in_photo(photo: Image.Image, options: FaceOptions, known: Sequence[Detection] = ()) -> list[ExtractedFace]:
     """The aligned faces of a decoded photo: the ``known`` detections, or what the detector finds."""
     detections = list(known) or detect_faces(photo, options)
-    return [ExtractedFace(index, found, align_face(photo, found.landmarks)) for index, found in enumerate(detections)]
+    return [ExtractedFace(index, found, align_face_pixels(photo, found.landmarks)) for index, found in enumerate(detections)]
 
 
-class _ReadAhead:
-    """Reads the objects of a chunk from their store a few images ahead of their decoding, several at once, so
-    the store's latency overlaps decoding; local files are left to the decoding thread, as before."""
-
-    def __init__(self, items: Sequence[ImageToExtract], pool: ThreadPoolExecutor) -> None:
-        self.items, self.pool = items, pool
-        self.reads: dict[int, Future[bytes]] = {}
-        self.next = 0
-
-    def data(self, index: int) -> bytes | None:
-        """The bytes of item ``index`` if it is an object (raises :class:`DecodeError`), else None."""
-        while self.next < min(index + REMOTE_READ_AHEAD, len(self.items)):
-            item = self.items[self.next]
-            if is_uri(item.path):
-                self.reads[self.next] = self.pool.submit(read_checked, item.path, item.sha256)
-            self.next += 1
-        read = self.reads.pop(index, None)
-        return None if read is None else read.result()
-
-
-def _extract_or_fail(index: int, item: ImageToExtract, options: FaceOptions, max_pixels: int,
-                     ahead: _ReadAhead) -> ExtractedImage:
+def extract_image(item: ImageToExtract, options: FaceOptions, max_pixels: int,
+                  data: bytes | None = None) -> ExtractedImage:
+    """The faces and perceptual hash of one image, or its reason code: never raises for a bad image."""
     try:
-        picture = decode_item(item, options, max_pixels=max_pixels, data=ahead.data(index))
+        picture = decode_item(item, options, max_pixels=max_pixels, data=data)
         return ExtractedImage(_faces(picture, item, options), phash=perceptual_hash(picture))
     except DecodeError as error:
         return ExtractedImage([], error.failure)
-
-
-def extract_in_background(items: Sequence[ImageToExtract], options: FaceOptions, *,
-                          max_pixels: int) -> Iterator[ExtractedImage]:
-    """:func:`extract_faces` for every item, in order, computed ahead of the consumer in one thread (objects of
-    a store are read ahead of it, :data:`REMOTE_READ_AHEAD` at a time)."""
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="annotate-faces")
-    readers = ThreadPoolExecutor(max_workers=REMOTE_READ_AHEAD, thread_name_prefix="annotate-read")
-    ahead = _ReadAhead(items, readers)
-    try:
-        yield from pool.map(lambda pair: _extract_or_fail(*pair, options, max_pixels, ahead), enumerate(items))
-    finally:  # a consumer that fails must not wait for the rest of the chunk to be detected
-        pool.shutdown(wait=True, cancel_futures=True)
-        readers.shutdown(wait=True, cancel_futures=True)

@@ -54,8 +54,9 @@ class QualityMeasures:
 
 
 def measure_faces(pixels: np.ndarray) -> QualityMeasures:
-    """Brightness and sharpness of aligned faces ``(n, 120, 120, 3)`` in 0..1, all at once."""
-    faces = np.asarray(pixels, np.float32)
+    """Brightness and sharpness of aligned faces ``(n, 120, 120, 3)``, uint8 or float in 0..1, all at once."""
+    faces = np.asarray(pixels)
+    faces = faces.astype(np.float32) / 255.0 if faces.dtype == np.uint8 else faces.astype(np.float32, copy=False)
     if faces.ndim != 4 or faces.shape[-1] != 3:
         raise ValueError(f"Expected faces of shape (n, height, width, 3). Received: shape={faces.shape}.")
     grey = (faces[:, _CENTRE[0], _CENTRE[1]] @ _LUMA) * 255.0

@@ -33,7 +33,7 @@ class SheetFace:
 
     index: int
     detection: Detection | None
-    pixels: np.ndarray  # (120, 120, 3) float32 in 0..1
+    pixels: np.ndarray  # (120, 120, 3) uint8 RGB, as extraction gives it
     lines: list[str] = field(default_factory=list)
 
 
@@ -58,8 +58,7 @@ def _draw_photo(photo: Image.Image, faces: Sequence[SheetFace]) -> Image.Image:
 
 def _draw_aligned(face: SheetFace) -> Image.Image:
     side = FACE_SIZE * FACE_ZOOM
-    pixels = (np.clip(face.pixels, 0, 1) * 255).round().astype(np.uint8)
-    tile = Image.fromarray(pixels).resize((side, side), Image.Resampling.NEAREST)
+    tile = Image.fromarray(face.pixels).resize((side, side), Image.Resampling.NEAREST)
     draw = ImageDraw.Draw(tile)
     for name, colour in CROP_COLOURS.items():
         crop = get_spec(name).crop

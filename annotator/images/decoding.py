@@ -186,5 +186,10 @@ def decode_face(path: str | Path, *, size: int = FACE_SIZE, max_pixels: int = MA
 
 def face_array(picture: Image.Image, size: int = FACE_SIZE) -> np.ndarray:
     """A decoded aligned portrait as a (size, size, 3) float32 RGB array in 0..1, as :func:`decode_face` gives it."""
+    return face_pixels(picture, size).astype(np.float32) / 255.0
+
+
+def face_pixels(picture: Image.Image, size: int = FACE_SIZE) -> np.ndarray:
+    """:func:`face_array` as uint8 RGB (size, size, 3): what faces travel as on their way to the chain."""
     resized = picture.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
-    return np.asarray(resized, dtype=np.float32) / 255.0
+    return np.asarray(resized, dtype=np.uint8)

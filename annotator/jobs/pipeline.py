@@ -23,8 +23,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from annotator.faces.detection import Detection
-from annotator.faces.extraction import ExtractedFace, ImageToExtract, extract_in_background
+from annotator.faces.extraction import ExtractedFace, ImageToExtract
 from annotator.faces.modes import FaceMode, FaceOptions
+from annotator.faces.pool import extract_images
 from annotator.faces.quality import quality_rows
 from annotator.images.decoding import ReasonCode
 from annotator.jobs.leases import Lease, LeaseKeeper, finish_chunk, take_chunk
@@ -184,9 +185,9 @@ class FaceBatches:
     """Faces with their owners, run through the chain in batches as they arrive (so inference overlaps the
     decoding and detection of the next images)."""
 
-    def __init__(self, chain_versions: Sequence[ModelVersion], home: Path) -> None:
+    def __init__(self, chain_versions: Sequence[ModelVersion], home: Path, precision: str = "float32") -> None:
         self.chain_versions = list(chain_versions)
-        self.home = home
+        self.home, self.precision = home, precision
         self.faces: list[tuple[int, ExtractedFace]] = []  # (owner, face)
         self._outputs: list[dict[str, np.ndarray]] = []
         self._waiting: list[np.ndarray] = []
@@ -200,8 +201,12 @@ class FaceBatches:
 
     def _run_waiting(self) -> None:
         if self._waiting:
-            self._outputs.append(run_chain(load_chain(self.chain_versions, self.home), np.stack(self._waiting)))
+            self._outputs.append(run_chain(self.chain(), np.stack(self._waiting)))
             self._waiting = []
+
+    def chain(self) -> list[LoadedModel]:
+        """The loaded models the faces run through."""
+        return load_chain(self.chain_versions, self.home, precision=self.precision)
 
     def outputs(self) -> dict[str, np.ndarray]:
         """Every model's outputs for every face added, in order."""
@@ -246,11 +251,13 @@ def _annotate(factory: sessionmaker[Session], settings: Settings, lease: Lease) 
         return ChunkOutcome(job_id, chunk, 0, 0)
 
     items = [ImageToExtract(m.path, m.sha256, known.get(m.image_id, ())) for m in members]
-    found = FaceBatches(versions, settings.home)
+    found = FaceBatches(versions, settings.home, settings.precision)
     done, no_face, failed = [], [], []
     hashed: list[dict[str, Any]] = []  # perceptual hashes of images decoded for the first time
-    extracted_images = extract_in_background(items, options, max_pixels=settings.max_image_pixels)
+    extracted_images = extract_images(items, options, max_pixels=settings.max_image_pixels,
+                                      workers=settings.decode_workers)
     try:
+        found.chain()  # load the models (once per process) while the first images are being extracted
         for member, extracted in zip(members, extracted_images):
             if member.phash is None and extracted.phash is not None:
                 hashed.append({"id": member.image_id, "phash": extracted.phash})
@@ -273,7 +280,7 @@ def _annotate(factory: sessionmaker[Session], settings: Settings, lease: Lease) 
         if found.faces:
             face_ids = record_faces(session, options.method, found.faces)
             insert_ignoring_conflicts(session, Prediction,
-                                      _prediction_rows(load_chain(versions, settings.home), outputs, face_ids))
+                                      _prediction_rows(found.chain(), outputs, face_ids))
             insert_ignoring_conflicts(session, FaceQuality, _quality_rows(found.faces, face_ids))
         if hashed:
             session.execute(update(Image), hashed)

@@ -5,8 +5,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from annotator.faces.extraction import ImageToExtract, extract_in_background
-from annotator.faces.modes import ALIGNED_FACES
 from annotator.images.decoding import DecodeError, ReasonCode, decode_face
 from annotator.images.discovery import discover, sniff_format
 
@@ -133,14 +131,3 @@ def test_discovery_goes_by_content(tmp_path):
 ])
 def test_sniffing(head, expected):
     assert sniff_format(head) == expected
-
-
-def test_extraction_reports_failures_in_order(tmp_path):
-    solid("RGB", (9, 9, 9)).save(tmp_path / "ok.png")
-    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
-    items = [ImageToExtract(tmp_path / name) for name in ("bad.png", "ok.png", "nope.png")]
-    results = list(extract_in_background(items, ALIGNED_FACES, max_pixels=10**8))
-    assert [r.failure.reason if r.failure else None for r in results] == [
-        ReasonCode.DECODE_ERROR, None, ReasonCode.UNREADABLE]
-    assert [len(r.faces) for r in results] == [0, 1, 0] and results[1].faces[0].pixels.shape == (120, 120, 3)
-    assert list(extract_in_background([], ALIGNED_FACES, max_pixels=10**8)) == []

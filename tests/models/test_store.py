@@ -25,7 +25,7 @@ def test_a_moved_home_still_annotates(settings, factory, untrained_chain, tmp_pa
     moved = tmp_path / "restored"
     shutil.move(settings.home, moved)
     monkeypatch.setenv("ANNOTATE_HOME", str(moved))
-    monkeypatch.setattr("annotator.models.chain._cache", {})  # load from the files, as a new process would
+    monkeypatch.setattr("annotator.models.chain._models", {})  # load from the files, as a new process would
     write_faces(tmp_path / "photos", 3)
     result = CliRunner().invoke(main, ["submit", str(tmp_path / "photos"), "--faces", "aligned"])
     assert result.exit_code == 0, result.output

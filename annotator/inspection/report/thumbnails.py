@@ -47,7 +47,7 @@ class Thumbnail:
 
 
 def _data_uri(pixels: np.ndarray) -> str:
-    image = PILImage.fromarray(np.clip(np.rint(pixels * 255.0), 0, 255).astype(np.uint8))
+    image = PILImage.fromarray(pixels)
     image = image.resize((THUMBNAIL_SIDE, THUMBNAIL_SIDE), PILImage.Resampling.LANCZOS)
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=JPEG_QUALITY)

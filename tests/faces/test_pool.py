@@ -1,0 +1,93 @@
+import os
+import threading
+
+import numpy as np
+from PIL import Image
+
+from annotator.faces.extraction import ImageToExtract, extract_image
+from annotator.faces.modes import ALIGNED_FACES, DETECTED_FACES
+from annotator.faces.pool import IN_FLIGHT_PER_WORKER, ExtractionPool, extract_images, extraction_pool
+from annotator.images.decoding import ReasonCode
+from tests.photos import astronaut, collage, landscape
+
+
+def crash_on_marked(item, options, max_pixels, data):
+    """Extraction that kills its process on a file named crash*: what a segfault in an image library does."""
+    if os.path.basename(str(item.path)).startswith("crash"):
+        os._exit(3)
+    return extract_image(item, options, max_pixels, data)
+
+
+def _portraits(folder, count):
+    folder.mkdir()
+    for index in range(count):
+        Image.new("RGB", (40, 40), (index * 7 % 256, 90, 30)).save(folder / f"{index:03d}.png")
+    return sorted(folder.iterdir())
+
+
+def test_images_come_back_in_order_with_their_reason_codes(tmp_path):
+    paths = _portraits(tmp_path / "set", 40)
+    (tmp_path / "set" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    items = [ImageToExtract(p) for p in paths[:20]] + [ImageToExtract(tmp_path / "set" / "bad.png"),
+                                                       ImageToExtract(tmp_path / "missing.png")]
+    items += [ImageToExtract(p) for p in paths[20:]]
+    results = list(extract_images(items, ALIGNED_FACES, max_pixels=10**8, workers=2))
+    assert [r.failure.reason if r.failure else None for r in results] == (
+        [None] * 20 + [ReasonCode.DECODE_ERROR, ReasonCode.UNREADABLE] + [None] * 20)
+    reds = [int(r.faces[0].pixels[60, 60, 0]) for r in results if r.faces]
+    assert reds == [index * 7 % 256 for index in range(40)]  # each face is its own image's, in order
+    assert all(r.faces[0].pixels.dtype == np.uint8 for r in results if r.faces)
+    assert list(extract_images([], ALIGNED_FACES, max_pixels=10**8, workers=2)) == []
+
+
+def test_a_consumer_that_stops_early_leaves_the_rest_of_the_chunk_alone(tmp_path):
+    paths = _portraits(tmp_path / "set", 60)
+    extracted, lock = [], threading.Lock()
+
+    def counting(item, options, max_pixels, data):
+        with lock:
+            extracted.append(item.path)
+        return extract_image(item, options, max_pixels, data)
+
+    pool = ExtractionPool(2, processes=False, extract=counting)
+    images = pool.map([ImageToExtract(p) for p in paths], ALIGNED_FACES, max_pixels=10**8)
+    next(images)
+    images.close()
+    # At most the images in flight were taken on; memory stays bounded whatever the chunk size.
+    assert len(extracted) <= 2 * IN_FLIGHT_PER_WORKER + 1
+
+
+def test_worker_processes_find_the_same_faces_as_this_process(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    astronaut().save(folder / "astronaut.jpg", quality=95)
+    collage().save(folder / "group.jpg", quality=95)
+    landscape().save(folder / "hills.jpg", quality=95)
+    items = [ImageToExtract(folder / name) for name in ("astronaut.jpg", "group.jpg", "hills.jpg")] * 2
+    here = [extract_image(item, DETECTED_FACES, 10**8) for item in items]
+    pool = extraction_pool(2, DETECTED_FACES.mode)
+    assert pool.processes and pool is extraction_pool(2, DETECTED_FACES.mode)  # kept for the next chunk
+    there = list(pool.map(items, DETECTED_FACES, max_pixels=10**8))
+    assert [len(r.faces) for r in there] == [len(r.faces) for r in here] == [1, 3, 0] * 2
+    for a, b in zip(here, there, strict=True):
+        assert a.phash == b.phash
+        for face_a, face_b in zip(a.faces, b.faces, strict=True):
+            np.testing.assert_allclose(face_a.detection.box, face_b.detection.box, atol=1e-3)
+            assert np.abs(face_a.pixels.astype(int) - face_b.pixels.astype(int)).max() <= 1
+
+
+def test_an_image_that_kills_its_worker_process_fails_alone_and_the_rest_go_on(tmp_path):
+    paths = _portraits(tmp_path / "set", 12)
+    (tmp_path / "set" / "crash.png").write_bytes(paths[0].read_bytes())
+    items = [ImageToExtract(p) for p in paths[:6]] + [ImageToExtract(tmp_path / "set" / "crash.png")]
+    items += [ImageToExtract(p) for p in paths[6:]]
+    pool = ExtractionPool(2, processes=True, extract=crash_on_marked)
+    try:
+        results = list(pool.map(items, ALIGNED_FACES, max_pixels=10**8))
+        again = list(pool.map(items[:3], ALIGNED_FACES, max_pixels=10**8))  # a fresh process took over
+    finally:
+        pool.close()
+    assert [r.failure.reason if r.failure else None for r in results] == [None] * 6 + [ReasonCode.DECODE_ERROR] + [
+        None] * 6
+    assert "died" in results[6].failure.detail
+    assert [len(r.faces) for r in again] == [1, 1, 1]

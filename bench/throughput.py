@@ -197,6 +197,7 @@ def submit_times(folder: Path, scratch: Path, rounds: int = 2) -> None:
     for run in range(rounds):
         for workers, seconds in times.items():
             home = scratch / f"home-{run}-{workers}"
+            home.mkdir()
             register_chain(home, f"sqlite:///{home / 'annotate.db'}")
             env = {key: value for key, value in os.environ.items() if not key.startswith("ANNOTATE_")}
             env.update(ANNOTATE_HOME=str(home), **({} if workers == default else {"ANNOTATE_DECODE_WORKERS": "1"}))

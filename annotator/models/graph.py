@@ -100,7 +100,7 @@ class ChainGraph:
             extra = [tf.TensorSpec((None, 2), tf.float32)] if self.gender_given else []
             scale = dtype == tf.uint8
 
-            @tf.function(input_signature=[faces, *extra])
+            @tf.function(input_signature=[faces, *extra], autograph=False)  # plain Python: nothing to convert
             def call(faces: Any, *gender: Any) -> dict[str, Any]:
                 floats = tf.cast(faces, tf.float32)
                 return self.body(floats / 255.0 if scale else floats, *gender)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
@@ -21,6 +21,9 @@ from annotator.models.seed_report import (
     regressor_report,
 )
 from annotator.models.specs import ModelSpec, OutputKind
+
+if TYPE_CHECKING:
+    from annotator.training.augmentation import FaceAugmentation
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 REPORT_BATCH = 256
@@ -145,6 +148,7 @@ def train_on_inputs(spec: ModelSpec, images: np.ndarray, labels: np.ndarray, *, 
                     groups: np.ndarray | None = None, epochs: int = 40, batch_size: int = 32,
                     val_split: float = 0.1, seed: int = 112, learning_rate: float = 1e-3,
                     test_split: float | None = None, augment: bool | None = None,
+                    augmentation: FaceAugmentation | None = None,
                     on_epoch: EpochCallback | None = None) -> TrainingResult:
     """Train ``spec`` on ready model inputs (crops at ``spec.input_shape``) with the seed recipe.
 
@@ -152,7 +156,9 @@ def train_on_inputs(spec: ModelSpec, images: np.ndarray, labels: np.ndarray, *, 
     ``gender`` (0/1 per row) is the regressor's gender input (one-hot) and splits its baseline; None means
     unknown: the regressor gets a neutral 0.5/0.5 and the baseline has one group. ``groups`` (e.g. person
     ids) keep each group wholly in train, validation or test; without them identical images are grouped.
-    ``test_split`` and ``augment`` default to the spec's (gender: 15% test, augmented; others: neither).
+    ``test_split`` and ``augment`` default to the spec's (gender: 15% test, augmented; others: neither);
+    ``augmentation`` are the ranges of the random changes (default: all of
+    :data:`~annotator.training.augmentation.FACE_AUGMENTATION`).
     """
     keras.utils.set_random_seed(seed)
     test_split = spec.test_split if test_split is None else test_split
@@ -164,8 +170,12 @@ def train_on_inputs(spec: ModelSpec, images: np.ndarray, labels: np.ndarray, *, 
     known = gender is not None
     groups_of = np.asarray(gender).astype(int) if known else np.zeros(len(images), int)
     if is_gender:
-        inputs, y = [images], np.asarray(labels).astype(int)
-        model.compile(keras.optimizers.Adam(learning_rate), "sparse_categorical_crossentropy", metrics=["accuracy"])
+        # [male, female] targets: a label is one-hot, a teacher's female probability a soft target (distillation);
+        # categorical cross-entropy is the same loss as sparse for one-hot targets. Reports use the hard gender.
+        female = np.asarray(labels, np.float32)
+        inputs, y = [images], np.stack([1.0 - female, female], axis=1)
+        hard = (female >= 0.5).astype(int)
+        model.compile(keras.optimizers.Adam(learning_rate), "categorical_crossentropy", metrics=["accuracy"])
     else:
         gender_input = (np.eye(2, dtype=np.float32)[groups_of] if known
                         else np.full((len(images), 2), 0.5, np.float32))
@@ -182,9 +192,10 @@ def train_on_inputs(spec: ModelSpec, images: np.ndarray, labels: np.ndarray, *, 
         return [x[rows] for x in inputs] if len(inputs) > 1 else inputs[0][rows]
 
     if augment:
-        from annotator.training.augmentation import augmented_dataset
+        from annotator.training.augmentation import FACE_AUGMENTATION, augmented_dataset
 
-        data: Any = augmented_dataset([x[train] for x in inputs], y[train], batch_size=batch_size, seed=seed)
+        data: Any = augmented_dataset([x[train] for x in inputs], y[train], batch_size=batch_size, seed=seed,
+                                      params=augmentation or FACE_AUGMENTATION)
         history = model.fit(data, validation_data=(pick(val), y[val]), epochs=epochs, callbacks=callbacks,
                             verbose=0, shuffle=False)  # the data set shuffles itself
     else:
@@ -195,8 +206,8 @@ def train_on_inputs(spec: ModelSpec, images: np.ndarray, labels: np.ndarray, *, 
     if is_gender:
         test_probs = _outputs(model, pick(test)) if len(test) else None
         report: RegressorReport | GenderReport = gender_report(
-            val_gender=y[val], val_probs=val_outputs, first_probs=first, n_train=len(train),
-            test_gender=y[test] if len(test) else None, test_probs=test_probs)
+            val_gender=hard[val], val_probs=val_outputs, first_probs=first, n_train=len(train),
+            test_gender=hard[test] if len(test) else None, test_probs=test_probs)
     else:
         report = regressor_report(train_targets=y[train], train_gender=groups_of[train], val_targets=y[val],
                                   val_gender=groups_of[val], val_outputs=val_outputs, first_outputs=first)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import keras
 import numpy as np
@@ -21,9 +21,6 @@ from annotator.models.seed_report import (
     regressor_report,
 )
 from annotator.models.specs import ModelSpec, OutputKind
-
-if TYPE_CHECKING:
-    from annotator.training.augmentation import FaceAugmentation
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 REPORT_BATCH = 256
@@ -148,17 +145,15 @@ def train_on_inputs(spec: ModelSpec, images: np.ndarray, labels: np.ndarray, *, 
                     groups: np.ndarray | None = None, epochs: int = 40, batch_size: int = 32,
                     val_split: float = 0.1, seed: int = 112, learning_rate: float = 1e-3,
                     test_split: float | None = None, augment: bool | None = None,
-                    augmentation: FaceAugmentation | None = None,
                     on_epoch: EpochCallback | None = None) -> TrainingResult:
     """Train ``spec`` on ready model inputs (crops at ``spec.input_shape``) with the seed recipe.
 
-    ``labels`` are genders (0 male, 1 female) for the gender model, targets in 0..1 for a regressor.
+    ``labels`` are genders for the gender model (0 male, 1 female, or a teacher's female probability as a soft
+    target), targets in 0..1 for a regressor.
     ``gender`` (0/1 per row) is the regressor's gender input (one-hot) and splits its baseline; None means
     unknown: the regressor gets a neutral 0.5/0.5 and the baseline has one group. ``groups`` (e.g. person
     ids) keep each group wholly in train, validation or test; without them identical images are grouped.
-    ``test_split`` and ``augment`` default to the spec's (gender: 15% test, augmented; others: neither);
-    ``augmentation`` are the ranges of the random changes (default: all of
-    :data:`~annotator.training.augmentation.FACE_AUGMENTATION`).
+    ``test_split`` and ``augment`` default to the spec's (gender: 15% test, augmented; others: neither).
     """
     keras.utils.set_random_seed(seed)
     test_split = spec.test_split if test_split is None else test_split
@@ -192,10 +187,9 @@ def train_on_inputs(spec: ModelSpec, images: np.ndarray, labels: np.ndarray, *, 
         return [x[rows] for x in inputs] if len(inputs) > 1 else inputs[0][rows]
 
     if augment:
-        from annotator.training.augmentation import FACE_AUGMENTATION, augmented_dataset
+        from annotator.training.augmentation import augmented_dataset
 
-        data: Any = augmented_dataset([x[train] for x in inputs], y[train], batch_size=batch_size, seed=seed,
-                                      params=augmentation or FACE_AUGMENTATION)
+        data: Any = augmented_dataset([x[train] for x in inputs], y[train], batch_size=batch_size, seed=seed)
         history = model.fit(data, validation_data=(pick(val), y[val]), epochs=epochs, callbacks=callbacks,
                             verbose=0, shuffle=False)  # the data set shuffles itself
     else:

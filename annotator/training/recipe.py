@@ -148,7 +148,8 @@ def train_on_inputs(spec: ModelSpec, images: np.ndarray, labels: np.ndarray, *, 
                     on_epoch: EpochCallback | None = None) -> TrainingResult:
     """Train ``spec`` on ready model inputs (crops at ``spec.input_shape``) with the seed recipe.
 
-    ``labels`` are genders (0 male, 1 female) for the gender model, targets in 0..1 for a regressor.
+    ``labels`` are genders for the gender model (0 male, 1 female, or a teacher's female probability as a soft
+    target), targets in 0..1 for a regressor.
     ``gender`` (0/1 per row) is the regressor's gender input (one-hot) and splits its baseline; None means
     unknown: the regressor gets a neutral 0.5/0.5 and the baseline has one group. ``groups`` (e.g. person
     ids) keep each group wholly in train, validation or test; without them identical images are grouped.
@@ -164,8 +165,12 @@ def train_on_inputs(spec: ModelSpec, images: np.ndarray, labels: np.ndarray, *, 
     known = gender is not None
     groups_of = np.asarray(gender).astype(int) if known else np.zeros(len(images), int)
     if is_gender:
-        inputs, y = [images], np.asarray(labels).astype(int)
-        model.compile(keras.optimizers.Adam(learning_rate), "sparse_categorical_crossentropy", metrics=["accuracy"])
+        # [male, female] targets: a label is one-hot, a teacher's female probability a soft target (distillation);
+        # categorical cross-entropy is the same loss as sparse for one-hot targets. Reports use the hard gender.
+        female = np.asarray(labels, np.float32)
+        inputs, y = [images], np.stack([1.0 - female, female], axis=1)
+        hard = (female >= 0.5).astype(int)
+        model.compile(keras.optimizers.Adam(learning_rate), "categorical_crossentropy", metrics=["accuracy"])
     else:
         gender_input = (np.eye(2, dtype=np.float32)[groups_of] if known
                         else np.full((len(images), 2), 0.5, np.float32))
@@ -195,8 +200,8 @@ def train_on_inputs(spec: ModelSpec, images: np.ndarray, labels: np.ndarray, *, 
     if is_gender:
         test_probs = _outputs(model, pick(test)) if len(test) else None
         report: RegressorReport | GenderReport = gender_report(
-            val_gender=y[val], val_probs=val_outputs, first_probs=first, n_train=len(train),
-            test_gender=y[test] if len(test) else None, test_probs=test_probs)
+            val_gender=hard[val], val_probs=val_outputs, first_probs=first, n_train=len(train),
+            test_gender=hard[test] if len(test) else None, test_probs=test_probs)
     else:
         report = regressor_report(train_targets=y[train], train_gender=groups_of[train], val_targets=y[val],
                                   val_gender=groups_of[val], val_outputs=val_outputs, first_outputs=first)

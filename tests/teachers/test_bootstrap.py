@@ -48,6 +48,32 @@ def store_teacher_values(factory, folder: Path, seed: int) -> dict[str, int]:  #
     return faces
 
 
+def test_gender_learns_every_face_with_the_teachers_probability_and_a_label_wins() -> None:
+    from annotator.models.specs import GENDER, MOUTH
+    from annotator.teachers.bootstrap import TeacherSet, model_rows
+    from annotator.teachers.values import Target
+
+    teacher = "teacher:" + TEACHERS["gender"]
+    targets = [{"gender": Target(0.55, teacher), "mouth": Target(0.3, teacher)},  # a doubtful face counts too
+               {"gender": Target(1.0, "label:alice")},
+               {"mouth": Target(0.7, teacher)}]  # no gender: a regressor cannot be given its gender input
+    data = TeacherSet(np.zeros((3, 120, 120, 3), np.float32), targets, np.array(["a", "b", "c"]))
+    rows, labels, genders = model_rows(GENDER, data)
+    assert rows.tolist() == [0, 1] and labels.tolist() == pytest.approx([0.55, 1.0]) and genders is None
+    rows, labels, genders = model_rows(MOUTH, data)
+    assert rows.tolist() == [0] and labels.tolist() == pytest.approx([0.3]) and genders.tolist() == [1]
+
+
+def test_departures_cap_epochs_below_the_option_only() -> None:
+    from annotator.models.specs import BACKGROUND_MEAN, MOUTH
+    from annotator.teachers.bootstrap import DEPARTURES, BootstrapOptions, epochs_for
+
+    cap = DEPARTURES["background_mean"].max_epochs
+    assert cap is not None and epochs_for(BACKGROUND_MEAN, BootstrapOptions(epochs=40)) == cap
+    assert epochs_for(BACKGROUND_MEAN, BootstrapOptions(epochs=2)) == 2
+    assert epochs_for(MOUTH, BootstrapOptions(epochs=40)) == 40
+
+
 @pytest.mark.slow
 def test_bootstrap_trains_registers_and_activates_the_chain(settings, factory, tmp_path) -> None:
     folder = tmp_path / "unlabelled"

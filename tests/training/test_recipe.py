@@ -49,6 +49,20 @@ def test_a_short_training_run_returns_a_report_and_history():
     assert result.report.n_train + result.report.n_val == 120 and len(result.report.first_outputs) == 15
 
 
+def test_gender_learns_soft_targets_and_reports_against_the_hard_gender():
+    from annotator.images.portraits import generate_portraits
+    from annotator.models.crops import crop_batch
+    from annotator.models.specs import GENDER
+    from annotator.training.recipe import train_on_inputs
+
+    p = generate_portraits(120, seed=1)
+    soft = np.where(p.gender == 1, 0.9, 0.2).astype(np.float32)  # a teacher's female probabilities
+    result = train_on_inputs(GENDER, crop_batch(p.faces, GENDER), soft, epochs=1, test_split=0.0, augment=False)
+    assert result.report.n_train + result.report.n_val == 120
+    assert sum(map(sum, result.report.confusion)) == result.report.n_val  # hard genders 0/1, not 0.2/0.9
+    assert np.isfinite(result.history["loss"][0]) and result.history["loss"][0] > 0
+
+
 @pytest.mark.slow
 def test_demo_models_meet_the_quality_bar():
     from annotator.training.demo import evaluate_demo_models, train_demo_models

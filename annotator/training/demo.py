@@ -62,7 +62,7 @@ def evaluate_demo_models(results: list[TrainingResult], *, n: int = 500, seed: i
     Regressors get the trained gender model's probabilities, exactly as in the service's chain.
     """
     held_out = generate_portraits(n, seed)
-    chain = [LoadedModel(r.spec, 0, f"{r.spec.name}@demo", _predictor(r.model)) for r in results]
+    chain = [LoadedModel(r.spec, 0, f"{r.spec.name}@demo", r.model) for r in results]
     outputs = run_chain(chain, held_out.faces)
     metrics: dict[str, float | bool] = {
         "gender_accuracy": float(np.mean(outputs["gender"].argmax(axis=1) == held_out.gender))}
@@ -75,9 +75,3 @@ def evaluate_demo_models(results: list[TrainingResult], *, n: int = 500, seed: i
         metrics[f"{name}_collapsed"] = is_collapsed(predicted[:15])
     return metrics
 
-
-def _predictor(model):  # type: ignore[no-untyped-def]
-    def predict(*arrays: np.ndarray) -> np.ndarray:
-        return model(list(arrays) if len(arrays) > 1 else arrays[0], training=False).numpy()
-
-    return predict

@@ -164,8 +164,9 @@ _pools_lock = threading.Lock()
 
 
 def uses_processes(mode: FaceMode) -> bool:
-    """Whether images of ``mode`` are extracted in worker processes (detection) or threads (aligned portraits)."""
-    return mode is not FaceMode.ALIGNED
+    """Whether images of ``mode`` are extracted in worker processes (detection) or threads (aligned portraits,
+    and in a daemonic process such as a Celery prefork child, which may not start processes of its own)."""
+    return mode is not FaceMode.ALIGNED and not multiprocessing.current_process().daemon
 
 
 def extraction_pool(workers: int, mode: FaceMode) -> ExtractionPool:

@@ -91,3 +91,13 @@ def test_an_image_that_kills_its_worker_process_fails_alone_and_the_rest_go_on(t
         None] * 6
     assert "died" in results[6].failure.detail
     assert [len(r.faces) for r in again] == [1, 1, 1]
+
+
+def test_a_daemonic_process_extracts_in_threads(monkeypatch):
+    # A Celery prefork child is daemonic, and Python forbids it to start processes of its own.
+    from annotator.faces.modes import FaceMode
+    from annotator.faces.pool import uses_processes
+
+    assert uses_processes(FaceMode.DETECT) and not uses_processes(FaceMode.ALIGNED)
+    monkeypatch.setattr("multiprocessing.current_process", lambda: type("Child", (), {"daemon": True})())
+    assert not uses_processes(FaceMode.DETECT)

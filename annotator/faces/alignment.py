@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from annotator.images.decoding import unit_floats
 from annotator.models.specs import FACE_SIZE
 
 TEMPLATE = np.array([
@@ -64,7 +65,7 @@ def apply_transform(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 def align_face(image: Image.Image, landmarks: np.ndarray, size: int = FACE_SIZE) -> np.ndarray:
     """The face with these five landmarks, warped to the canonical layout: (size, size, 3) float32 in 0..1."""
-    return align_face_pixels(image, landmarks, size).astype(np.float32) / np.float32(255.0)
+    return unit_floats(align_face_pixels(image, landmarks, size))
 
 
 def align_face_pixels(image: Image.Image, landmarks: np.ndarray, size: int = FACE_SIZE) -> np.ndarray:

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from annotator.faces.detection import Detection
 from annotator.faces.extraction import ImageToExtract, extract_faces
 from annotator.faces.modes import FaceMode, FaceOptions
-from annotator.images.decoding import DecodeError
+from annotator.images.decoding import DecodeError, unit_floats
 from db.models import Face, FaceQuality, Image
 from db.queries import insert_ignoring_conflicts
 from db.session import transaction
@@ -55,8 +55,7 @@ class QualityMeasures:
 
 def measure_faces(pixels: np.ndarray) -> QualityMeasures:
     """Brightness and sharpness of aligned faces ``(n, 120, 120, 3)``, uint8 or float in 0..1, all at once."""
-    faces = np.asarray(pixels)
-    faces = faces.astype(np.float32) / 255.0 if faces.dtype == np.uint8 else faces.astype(np.float32, copy=False)
+    faces = unit_floats(pixels)
     if faces.ndim != 4 or faces.shape[-1] != 3:
         raise ValueError(f"Expected faces of shape (n, height, width, 3). Received: shape={faces.shape}.")
     grey = (faces[:, _CENTRE[0], _CENTRE[1]] @ _LUMA) * 255.0

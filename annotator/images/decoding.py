@@ -186,7 +186,15 @@ def decode_face(path: str | Path, *, size: int = FACE_SIZE, max_pixels: int = MA
 
 def face_array(picture: Image.Image, size: int = FACE_SIZE) -> np.ndarray:
     """A decoded aligned portrait as a (size, size, 3) float32 RGB array in 0..1, as :func:`decode_face` gives it."""
-    return face_pixels(picture, size).astype(np.float32) / 255.0
+    return unit_floats(face_pixels(picture, size))
+
+
+def unit_floats(pixels: np.ndarray) -> np.ndarray:
+    """uint8 pixels as float32 in 0..1; float pixels (already in 0..1) as float32, uncopied when they are."""
+    pixels = np.asarray(pixels)
+    if pixels.dtype == np.uint8:
+        return pixels.astype(np.float32) / np.float32(255.0)
+    return pixels.astype(np.float32, copy=False)
 
 
 def face_pixels(picture: Image.Image, size: int = FACE_SIZE) -> np.ndarray:

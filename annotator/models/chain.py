@@ -36,14 +36,15 @@ class LoadedModel:
         return self.spec, self.model, self.channel_order == CHANNEL_ORDER_BGR
 
 
-_models: dict[tuple[tuple[int, str], ...], list[LoadedModel]] = {}
-_graphs: dict[tuple[int, ...], ChainGraph] = {}
+_models: dict[tuple[str, tuple[tuple[int, str], ...]], list[LoadedModel]] = {}
+# Keyed by the models themselves (compared by identity), which the key keeps alive: an id could be reused.
+_graphs: dict[tuple[bool, tuple[LoadedModel, ...]], ChainGraph] = {}
 
 
 def load_chain(versions: Sequence[ModelVersion], home: Path, *, precision: str = "float32") -> list[LoadedModel]:
     """Load (once per process) the models of ``versions``, given in chain order, from the store under ``home``,
     to run in ``precision`` (``float32``, ``bfloat16`` or ``float16``)."""
-    key = (*((v.id, v.sha256) for v in versions), (0, precision))
+    key = (precision, tuple((v.id, v.sha256) for v in versions))
     if key not in _models:
         _models[key] = [
             LoadedModel(get_spec(v.name), v.id, v.label, in_precision(load_keras_model(v, home), precision),
@@ -54,7 +55,7 @@ def load_chain(versions: Sequence[ModelVersion], home: Path, *, precision: str =
 
 
 def _graph(chain: Sequence[LoadedModel], *, gender_given: bool) -> ChainGraph:
-    key = (int(gender_given), *(id(model) for model in chain))
+    key = (gender_given, tuple(chain))
     if key not in _graphs:
         _graphs[key] = ChainGraph([model.member for model in chain], gender_given=gender_given)
     return _graphs[key]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from annotator.images.decoding import unit_floats
 from annotator.models.specs import ModelSpec
 
 
@@ -30,8 +31,7 @@ def crop_batch(faces: np.ndarray, spec: ModelSpec) -> np.ndarray:
     """``spec``'s input for ``faces`` (n, 120, 120, 3), uint8 or float in 0..1, as float32 in 0..1: block-averaged
     down, or bilinearly up (identity, 224). The chain cuts the same crops inside its graph
     (:func:`annotator.models.graph.crop_tensor`); training and checks use these."""
-    if faces.dtype == np.uint8:
-        faces = faces.astype(np.float32) / np.float32(255.0)
+    faces = unit_floats(faces) if faces.dtype == np.uint8 else faces
     box = spec.crop
     region = faces[:, box.top : box.bottom, box.left : box.right, :]
     height, width = box.shape

@@ -13,10 +13,11 @@ from sqlalchemy.orm import Session
 from annotator.errors import ExportError
 from annotator.exports.grouping import SplitGroups, split_groups
 from annotator.exports.manifest import build_manifest, manifest_path, split_counts, write_manifest
-from annotator.exports.options import FORMATS, IMAGE_EXPORT_FORMATS, SPLIT_COLUMN_FORMATS, ExportOptions
+from annotator.exports.options import FORMATS, SPLIT_COLUMN_FORMATS, ExportOptions
 from annotator.exports.query import FaceRow, chain_for, face_rows
 from annotator.exports.selection import gender_class, regressors, resolve_attributes, select_rows
 from annotator.exports.splits import assign_splits
+from annotator.exports.staging import staged
 from annotator.images.sources import is_folder, is_uri, join, name_of, normalised, upload
 
 TEXT_FORMATS = ("csv", "jsonl", "condition-data")
@@ -172,10 +173,6 @@ def run_export(session: Session, options: ExportOptions, output: Path | str | No
     rows = select_rows(found, source=options.source, attributes=attributes, min_confidence=options.min_confidence)
     if not rows:
         raise ExportError(_no_rows_message(options, len(found), attributes))
-    if options.format in IMAGE_EXPORT_FORMATS:
-        from annotator.exports.aligned_faces import aligned_faces
-
-        aligned_faces(rows)  # refuses faces it cannot provide before anything is written
     groups = None
     if options.split is not None:
         groups = split_groups(session, rows, threshold=options.duplicate_threshold, group_by=options.group_by,
@@ -185,10 +182,15 @@ def run_export(session: Session, options: ExportOptions, output: Path | str | No
     if output is None:
         _write_text(options.format, rows, stdout, regressors(attributes), with_split=options.split is not None)
         return ExportResult(len(rows), [], None, counts, groups)
-    files = _write(options, rows, output, regressors(attributes))
     is_folder = options.format == "folders"
-    # Names relative to the manifest's folder, so an export can be moved as a whole.
-    relative = [f.relative_to(output).as_posix() if is_folder else f.name for f in files]
-    written = manifest_path(output, is_folder)
-    write_manifest(build_manifest(options, rows, attributes, relative, counts, groups=groups), written)
-    return ExportResult(len(rows), files, written, counts, groups)
+    with staged(output) as standin:
+        files = _write(options, rows, standin, regressors(attributes))
+        # Names relative to the manifest's folder, so an export can be moved as a whole.
+        relative = [f.relative_to(standin).as_posix() if is_folder else f.name for f in files]
+        written = manifest_path(standin, is_folder)
+        write_manifest(build_manifest(options, rows, attributes, relative, counts, groups=groups), written)
+
+    def placed(path: Path) -> Path:
+        return output.parent / path.relative_to(standin.parent)
+
+    return ExportResult(len(rows), [placed(f) for f in files], placed(written), counts, groups)

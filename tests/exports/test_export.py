@@ -314,6 +314,20 @@ def test_no_faces_is_an_error(factory, versions, tmp_path):
     assert not (tmp_path / "empty.csv").exists()
 
 
+@pytest.mark.parametrize("fmt, name", [("folders", "faces"), ("tfrecord", "faces.tfrecord")])
+def test_an_unreadable_image_leaves_nothing_behind_and_a_retry_succeeds(factory, face_ids, tmp_path, fmt, name):
+    victim = max((tmp_path / "photos").iterdir())  # most faces are written before it is reached
+    away = victim.rename(tmp_path / "away.png")
+    before = sorted(tmp_path.iterdir())
+    with pytest.raises(ExportError, match=f"Cannot read the face of {victim}"):
+        export(factory, tmp_path / name, format=fmt)
+    assert sorted(tmp_path.iterdir()) == before  # no truncated file, half-filled folder or hidden stand-in
+    away.rename(victim)
+    result = export(factory, tmp_path / name, format=fmt)
+    assert result.rows == FACES and result.manifest.is_file() and (tmp_path / name).exists()
+    assert not [path for path in tmp_path.iterdir() if path.name.endswith(".partial")]
+
+
 # --- command line -------------------------------------------------------------------------------------------
 
 

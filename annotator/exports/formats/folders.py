@@ -27,7 +27,7 @@ def write_folders(rows: Sequence[FaceRow], folder: Path, splits: Sequence[str] =
     missing = [row.path for row, name in zip(rows, classes) if name is None]
     if missing:
         raise ExportError(f"{len(missing)} faces have no gender values to file them under, e.g. {missing[0]}.")
-    faces = aligned_faces(rows)  # refuses unsupported faces before anything is written
+    faces = aligned_faces(rows)
     # Every split gets both class folders, even empty ones, so class indices agree across splits.
     for split in splits or [""]:
         for name in CLASSES:

@@ -54,7 +54,7 @@ def write_tfrecord(rows: Sequence[FaceRow], path: Path, attributes: Sequence[str
     from annotator.exports.aligned_faces import aligned_faces, encode_face
 
     tf = import_tensorflow()
-    faces = aligned_faces(rows)  # refuses unsupported faces before the file is created
+    faces = aligned_faces(rows)
     with tf.io.TFRecordWriter(str(path)) as writer:
         for row, face in zip(rows, faces):
             writer.write(encode_example(row, encode_face(face, image_format), image_format, attributes))

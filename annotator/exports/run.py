@@ -112,7 +112,6 @@ def _write(options: ExportOptions, rows: list[FaceRow], output: Path, attributes
 
         write_folders(rows, output, splits)
         return [output / split for split in splits] or [output]
-    output.parent.mkdir(parents=True, exist_ok=True)
     if not splits or options.format in SPLIT_COLUMN_FORMATS:
         _write_file(options, rows, output, attributes, with_split=bool(splits))
         return [output]

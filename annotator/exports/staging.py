@@ -29,4 +29,3 @@ def staged(output: Path) -> Iterator[Path]:
             os.replace(entry, target)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-

@@ -3,32 +3,43 @@
 from __future__ import annotations
 
 import os
+import threading
 from types import ModuleType
 
 _configured = False
+_lock = threading.RLock()  # one import at a time: fd 2 is silenced and restored around it
+
+
+def import_tensorflow_quietly() -> ModuleType:
+    """TensorFlow imported with its start-up banner hidden, and nothing else: no device is touched and no
+    operation runs, so a process that only did this may still fork children that use TensorFlow."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with _lock:
+        # The oneDNN banner is written to fd 2 from C++ before logging is configured, ignoring
+        # TF_CPP_MIN_LOG_LEVEL; silence fd 2 for the import only, so real errors later still show.
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+            import tensorflow as tf
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
+    return tf
 
 
 def import_tensorflow() -> ModuleType:
     """TensorFlow, with its start-up banner hidden and GPU memory allocated as needed."""
     global _configured
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if _configured:
-        import tensorflow as tf
+    with _lock:
+        if _configured:
+            import tensorflow as tf
 
+            return tf
+        tf = import_tensorflow_quietly()
+        for gpu in tf.config.list_physical_devices("GPU"):
+            # Without this TF reserves the whole GPU at start-up; growth lets a worker share it.
+            tf.config.experimental.set_memory_growth(gpu, True)
+        _configured = True
         return tf
-    # The oneDNN banner is written to fd 2 from C++ before logging is configured, ignoring
-    # TF_CPP_MIN_LOG_LEVEL; silence fd 2 for the import only, so real errors later still show.
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        import tensorflow as tf
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-    for gpu in tf.config.list_physical_devices("GPU"):
-        # Without this TF reserves the whole GPU at start-up; growth lets a worker share it.
-        tf.config.experimental.set_memory_growth(gpu, True)
-    _configured = True
-    return tf

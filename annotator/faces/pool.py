@@ -3,15 +3,18 @@
 A pool sized to the machine (``ANNOTATE_DECODE_WORKERS``, default: one worker per CPU) extracts a chunk's images
 while the caller runs the chain on the faces that came back. Aligned portraits are only decoded and resized
 (Pillow releases the GIL), so their workers are threads. Detection is MTCNN: a dozen small TensorFlow calls per
-photo with NumPy in between, mostly under the GIL, so photos to search go to worker processes, started with
-``spawn`` (TensorFlow hangs in a forked child once its parent ran it), each with one TensorFlow thread, so N
-workers keep N cores busy and one worker keeps one. ``bench/throughput.py --ceiling`` measures both kinds.
+photo with NumPy in between, mostly under the GIL, so photos to search go to worker processes, each with one
+TensorFlow thread, so N workers keep N cores busy and one worker keeps one. ``bench/throughput.py --ceiling``
+measures both kinds. The processes are forked by a fork server that imported TensorFlow once and never ran it
+(:mod:`annotator.faces.forkserver`; TensorFlow hangs in a child forked after it ran), so N workers pay for one
+import, not N; where there is no fork server they are spawned.
 
-A pool lives as long as its process: its processes import TensorFlow and trace the detector once, and every later
-chunk reuses them (concurrent chunks share them). At most two images per worker are in flight (plus
-:data:`REMOTE_READ_AHEAD` reads from an object store), so memory stays bounded whatever the chunk size. A bad
-image still comes back with its reason code; an image that kills its worker process is tried once more on its
-own in a fresh process and, if that dies too, recorded as ``decode_error``: the chunk goes on.
+A pool lives as long as its process: its processes trace the detector once, and every later chunk reuses them
+(concurrent chunks share them). At most two images per worker are being extracted (plus
+:data:`REMOTE_READ_AHEAD` reads from an object store) and at most :data:`EXTRACTED_AHEAD` extracted images wait
+for the caller, so the workers go on while the caller runs the chain, and memory stays bounded whatever the
+chunk size. A bad image still comes back with its reason code; an image that kills its worker process is tried
+once more on its own in a fresh process and, if that dies too, recorded as ``decode_error``: the chunk goes on.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from annotator.images.sources import is_uri
 REMOTE_READ_AHEAD = 8
 """Objects of a store read at once ahead of extraction (each waits on the network; a few are in memory at a time)."""
 IN_FLIGHT_PER_WORKER = 2  # images handed out per worker: one extracted while the next waits its turn
+EXTRACTED_AHEAD = 128
+"""Extracted images that may wait for the caller (their faces, 43 KB each) while it runs the chain on a batch."""
 
 Extract = Callable[[ImageToExtract, FaceOptions, int, "bytes | None"], ExtractedImage]
 
@@ -68,9 +73,17 @@ class ExtractionPool:
     def _process_pool(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._executor is None:
-                self._executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                self._executor = ProcessPoolExecutor(self.workers, mp_context=_process_context(),
                                                      initializer=_start_worker_process)
             return self._executor
+
+    def start(self) -> None:
+        """Start the worker processes now, without waiting for them, so that their start overlaps the caller's
+        own work (a submit's hashing and recording); threads need no start."""
+        if self.processes:
+            pool = self._process_pool()
+            for _ in range(self.workers):  # each task that finds no idle process starts one
+                pool.submit(os.getpid)
 
     def _replace(self, broken: ProcessPoolExecutor) -> None:
         with self._lock:
@@ -111,7 +124,8 @@ class ExtractionPool:
         in_flight = self.workers * IN_FLIGHT_PER_WORKER
         if any(is_uri(item.path) for item in items):
             in_flight += REMOTE_READ_AHEAD
-        return OrderedExtraction(lambda item: self._one(item, options, max_pixels), items, in_flight)
+        return OrderedExtraction(lambda item: self._one(item, options, max_pixels), items, in_flight,
+                                 EXTRACTED_AHEAD)
 
     def close(self) -> None:
         """Stop the worker processes (if any)."""
@@ -122,30 +136,54 @@ class ExtractionPool:
 
 
 class OrderedExtraction(Iterator[ExtractedImage]):
-    """``extract(item)`` for every item, at most ``in_flight`` at a time, yielded in order; :meth:`close` (or the
-    end) cancels what has not started."""
+    """``extract(item)`` for every item, yielded in order: at most ``in_flight`` being extracted at a time and at
+    most ``ahead`` more finished and waiting to be taken; :meth:`close` (or the end) cancels what has not started.
+
+    Images are handed out as extractions finish, not as the caller takes them, so the workers keep going while
+    the caller is busy with what it took."""
 
     def __init__(self, extract: Callable[[ImageToExtract], ExtractedImage], items: Sequence[ImageToExtract],
-                 in_flight: int) -> None:
+                 in_flight: int, ahead: int = 0) -> None:
         self._extract, self._items = extract, iter(items)
+        self._in_flight, self._window = in_flight, in_flight + ahead
         self._dispatch = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="annotate-extract")
-        self._pending: deque[Future[ExtractedImage]] = deque()
-        for _ in range(in_flight):
-            if not self._hand_out():
-                break
+        self._pending: deque[Future[ExtractedImage]] = deque()  # handed out, not yet taken, in order
+        self._extracting = 0
+        self._exhausted = self._closed = False
+        # Re-entrant: a future that is already done runs its callback at once, inside _hand_out.
+        self._changed = threading.Condition(threading.RLock())
+        self._hand_out()
 
-    def _hand_out(self) -> bool:
-        item = next(self._items, None)
-        if item is None:
-            return False
-        self._pending.append(self._dispatch.submit(self._extract, item))
-        return True
+    def _hand_out(self) -> None:
+        with self._changed:
+            while not (self._exhausted or self._closed) and self._extracting < self._in_flight \
+                    and len(self._pending) < self._window:
+                item = next(self._items, None)
+                if item is None:
+                    self._exhausted = True
+                    break
+                self._extracting += 1
+                future = self._dispatch.submit(self._extract, item)
+                self._pending.append(future)
+                future.add_done_callback(self._finished)
+            self._changed.notify_all()
+
+    def _finished(self, _: Future[ExtractedImage]) -> None:
+        with self._changed:
+            self._extracting -= 1
+            self._hand_out()
 
     def __next__(self) -> ExtractedImage:
-        if not self._pending:
+        with self._changed:
+            # An extraction's callback may not have handed out the next image yet: wait for it, or for the end.
+            self._changed.wait_for(lambda: self._pending or self._exhausted or self._closed)
+            if not self._pending:
+                done = None
+            else:
+                done = self._pending.popleft()
+        if done is None:
             self.close()
             raise StopIteration
-        done = self._pending.popleft()
         self._hand_out()
         try:
             return done.result()
@@ -155,7 +193,10 @@ class OrderedExtraction(Iterator[ExtractedImage]):
 
     def close(self) -> None:
         """Stop handing out images; wait only for those already being extracted."""
-        self._pending.clear()
+        with self._changed:
+            self._closed = True
+            self._pending.clear()
+            self._changed.notify_all()
         self._dispatch.shutdown(wait=True, cancel_futures=True)
 
 
@@ -176,6 +217,15 @@ def extraction_pool(workers: int, mode: FaceMode) -> ExtractionPool:
         if key not in _pools:
             _pools[key] = ExtractionPool(workers, processes=key[1])
         return _pools[key]
+
+
+def _process_context() -> multiprocessing.context.BaseContext:
+    """Fork server with TensorFlow imported (see :mod:`annotator.faces.forkserver`), or spawn without one."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["annotator.faces.forkserver"])
+    return context
 
 
 def extract_images(items: Sequence[ImageToExtract], options: FaceOptions, *, max_pixels: int,

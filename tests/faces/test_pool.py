@@ -1,12 +1,23 @@
 import os
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from annotator.faces.extraction import ImageToExtract, extract_image
 from annotator.faces.modes import ALIGNED_FACES, DETECTED_FACES
-from annotator.faces.pool import IN_FLIGHT_PER_WORKER, ExtractionPool, extract_images, extraction_pool
+from annotator.faces.pool import (
+    EXTRACTED_AHEAD,
+    IN_FLIGHT_PER_WORKER,
+    ExtractionPool,
+    OrderedExtraction,
+    extract_images,
+    extraction_pool,
+)
 from annotator.images.decoding import ReasonCode
 from tests.photos import astronaut, collage, landscape
 
@@ -16,6 +27,11 @@ def crash_on_marked(item, options, max_pixels, data):
     if os.path.basename(str(item.path)).startswith("crash"):
         os._exit(3)
     return extract_image(item, options, max_pixels, data)
+
+
+def where_extracted(item, options, max_pixels, data):
+    """Extraction that reports the process it ran in and that process's parent."""
+    return os.getpid(), os.getppid()
 
 
 def _portraits(folder, count):
@@ -40,21 +56,55 @@ def test_images_come_back_in_order_with_their_reason_codes(tmp_path):
     assert list(extract_images([], ALIGNED_FACES, max_pixels=10**8, workers=2)) == []
 
 
-def test_a_consumer_that_stops_early_leaves_the_rest_of_the_chunk_alone(tmp_path):
-    paths = _portraits(tmp_path / "set", 60)
-    extracted, lock = [], threading.Lock()
-
+def _counting(extracted, lock):
     def counting(item, options, max_pixels, data):
         with lock:
             extracted.append(item.path)
         return extract_image(item, options, max_pixels, data)
 
-    pool = ExtractionPool(2, processes=False, extract=counting)
+    return counting
+
+
+def _wait_until(condition, seconds=60):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_workers_go_on_while_the_consumer_is_busy_up_to_a_bounded_window(tmp_path):
+    paths = _portraits(tmp_path / "set", EXTRACTED_AHEAD + 60)
+    extracted, lock = [], threading.Lock()
+    pool = ExtractionPool(2, processes=False, extract=_counting(extracted, lock))
+    images = pool.map([ImageToExtract(p) for p in paths], ALIGNED_FACES, max_pixels=10**8)
+    first = next(images)
+    # The consumer holds its image (running the chain, say): the workers fill the window and then stop.
+    window = 2 * IN_FLIGHT_PER_WORKER + EXTRACTED_AHEAD
+    _wait_until(lambda: len(extracted) >= window + 1)
+    time.sleep(0.3)
+    assert len(extracted) == window + 1  # the one taken, and a full window waiting: memory stays bounded
+    rest = list(images)
+    assert [int(r.faces[0].pixels[60, 60, 0]) for r in [first, *rest]] == [
+        index * 7 % 256 for index in range(len(paths))]
+
+
+def test_a_consumer_that_stops_early_leaves_the_rest_of_the_chunk_alone(tmp_path):
+    paths = _portraits(tmp_path / "set", EXTRACTED_AHEAD + 200)
+    extracted, lock = [], threading.Lock()
+    pool = ExtractionPool(2, processes=False, extract=_counting(extracted, lock))
     images = pool.map([ImageToExtract(p) for p in paths], ALIGNED_FACES, max_pixels=10**8)
     next(images)
     images.close()
-    # At most the images in flight were taken on; memory stays bounded whatever the chunk size.
-    assert len(extracted) <= 2 * IN_FLIGHT_PER_WORKER + 1
+    stopped_at = len(extracted)
+    time.sleep(0.3)
+    assert len(extracted) == stopped_at <= 2 * IN_FLIGHT_PER_WORKER + EXTRACTED_AHEAD + 1 < len(paths)
+
+
+def test_a_slow_hand_out_never_ends_the_images_early():
+    # One image in flight: the consumer may ask for the next before the finished one's callback handed it out.
+    for _ in range(200):
+        images = OrderedExtraction(lambda n: n, list(range(5)), in_flight=1)
+        assert list(images) == list(range(5))
 
 
 def test_worker_processes_find_the_same_faces_as_this_process(tmp_path):
@@ -74,6 +124,28 @@ def test_worker_processes_find_the_same_faces_as_this_process(tmp_path):
         for face_a, face_b in zip(a.faces, b.faces, strict=True):
             np.testing.assert_allclose(face_a.detection.box, face_b.detection.box, atol=1e-3)
             assert np.abs(face_a.pixels.astype(int) - face_b.pixels.astype(int)).max() <= 1
+
+
+def test_worker_processes_are_forked_by_one_server_that_imported_tensorflow_and_ran_nothing(tmp_path):
+    paths = _portraits(tmp_path / "set", 8)
+    pool = ExtractionPool(2, processes=True, extract=where_extracted)
+    try:
+        pool.start()
+        places = set(pool.map([ImageToExtract(p) for p in paths], ALIGNED_FACES, max_pixels=10**8))
+    finally:
+        pool.close()
+    assert {pid for pid, _ in places} and len({parent for _, parent in places}) == 1
+    server = next(iter(places))[1]
+    assert server != os.getpid()
+    maps = Path(f"/proc/{server}/maps").read_text()
+    assert "tensorflow" in maps  # imported once, there, for every worker it forks
+
+
+def test_the_fork_server_imports_tensorflow_without_starting_it():
+    # A child forked after TensorFlow ran would hang: the server's import must create no context.
+    probe = ("import annotator.faces.forkserver, sys; from tensorflow.python.eager import context; "
+             "assert 'mtcnn' in sys.modules and context.context_safe() is None")
+    subprocess.run([sys.executable, "-c", probe], check=True, timeout=300)
 
 
 def test_an_image_that_kills_its_worker_process_fails_alone_and_the_rest_go_on(tmp_path):

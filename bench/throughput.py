@@ -3,6 +3,7 @@
     python bench/throughput.py [--images 3000] [--chunk-size 256] [--faces aligned|detect]
     python bench/throughput.py --ceiling [--images 500]
     python bench/throughput.py --submit [--images 1000]
+    python bench/throughput.py --start
 
 Default mode: first the cost per image of each stage, on up to 200 of the images: decoding an aligned portrait,
 decoding plus face detection plus alignment, and the chain per face in float32 and in bfloat16. Then, with the
@@ -18,6 +19,9 @@ in both face modes, with 1, 2, ... N extraction workers as threads and as proces
 one worker of its kind.
 --submit times `annotate submit ./photos --wait` as a new user runs it (no broker, default face mode, a fresh
 home each time) with the default extraction workers and with ANNOTATE_DECODE_WORKERS=1, twice each, alternating.
+--start starts N detection workers (one per CPU) forked by the pool's fork server, then spawned one by one as the
+pool did before it, and prints the seconds until they have searched their first photos and the memory (PSS) of
+every process they added, with the ratios.
 
 Images: ../shared/data/utkface-adults when present (real 200x200 JPEG faces), generated portraits otherwise.
 (b) needs redis-server on PATH and PostgreSQL at ANNOTATE_TEST_POSTGRES_URL (default postgres@127.0.0.1/test).
@@ -188,6 +192,71 @@ def ceiling(folder: Path) -> None:
                       f"{rate:7.1f} images/s  {rate / first:4.2f}x")
 
 
+def _descendants() -> list[int]:
+    """Process ids of every process below this one (the fork server's children included)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = [], [os.getpid()]
+    while frontier:
+        children = [pid for pid, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def _pss_mb(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        total += next(int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")) / 1024
+    return total
+
+
+def _busy_cpu_seconds() -> float:
+    """CPU time this machine has spent busy since boot (every process's, not only ours)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:3]) + sum(fields[5:8])) / os.sysconf("SC_CLK_TCK")
+
+
+def worker_start(folder: Path) -> None:
+    """Print how long N detection workers take to start and how much memory they hold, fork server vs spawn."""
+    import multiprocessing
+    from unittest import mock
+
+    import annotator.faces.pool as pool_module
+    from annotator.faces.extraction import ImageToExtract
+    from annotator.faces.modes import DETECTED_FACES
+
+    workers = os.cpu_count() or 1
+    items = [ImageToExtract(p) for p in sorted(folder.iterdir())[: 2 * workers]]
+    spawned = mock.patch.object(pool_module, "_process_context", lambda: multiprocessing.get_context("spawn"))
+    figures = {}
+    for name, started_by in (("fork server", None), ("spawned", spawned)):
+        with started_by or mock.patch.object(pool_module, "_process_context", pool_module._process_context):
+            before = set(_descendants())
+            pool = pool_module.ExtractionPool(workers, processes=True)
+            started, busy = time.perf_counter(), _busy_cpu_seconds()
+            for _ in pool.map(items, DETECTED_FACES, max_pixels=10**9):
+                pass
+            seconds, cpu = time.perf_counter() - started, _busy_cpu_seconds() - busy
+            memory = _pss_mb([pid for pid in _descendants() if pid not in before])
+            pool.close()
+        figures[name] = seconds, cpu, memory
+        print(f"{workers} detection workers, {name:11s}: through their first {len(items)} photos in {seconds:5.1f} s "
+              f"({cpu:5.1f} CPU-seconds, machine-wide); PSS of the processes they added {memory:6.0f} MB")
+    (fork_s, fork_cpu, fork_mb), (spawn_s, spawn_cpu, spawn_mb) = figures["fork server"], figures["spawned"]
+    print(f"fork server against spawned: {spawn_s / fork_s:.2f}x the speed, {spawn_cpu / fork_cpu:.2f}x less CPU, "
+          f"{spawn_mb / fork_mb:.2f}x less memory")
+
+
 def submit_times(folder: Path, scratch: Path, rounds: int = 2) -> None:
     """Print the seconds of `annotate submit FOLDER --wait` (eager, default face mode) by extraction workers."""
     from annotator.settings import default_decode_workers
@@ -298,8 +367,9 @@ def main() -> None:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--ceiling", action="store_true", help="the data path alone, by workers, kind and face mode")
     mode.add_argument("--submit", action="store_true", help="`annotate submit --wait`: default vs one worker")
+    mode.add_argument("--start", action="store_true", help="detection workers' start and memory: fork server vs spawn")
     args = parser.parse_args()
-    count = args.images or (500 if args.ceiling else 1000 if args.submit else 3000)
+    count = args.images or (500 if args.ceiling else 1000 if args.submit else 100 if args.start else 3000)
     with tempfile.TemporaryDirectory() as scratch:
         scratch_path = Path(scratch)
         what = prepare_images(scratch_path / "images", count)
@@ -308,6 +378,8 @@ def main() -> None:
             ceiling(scratch_path / "images")
         elif args.submit:
             submit_times(scratch_path / "images", scratch_path)
+        elif args.start:
+            worker_start(scratch_path / "images")
         else:
             service_vs_in_process(scratch_path, args)
 

@@ -78,12 +78,19 @@ class ExtractionPool:
             return self._executor
 
     def start(self) -> None:
-        """Start the worker processes now, without waiting for them, so that their start overlaps the caller's
-        own work (a submit's hashing and recording); threads need no start."""
+        """Start the worker processes in the background, so that their start overlaps the caller's own work (a
+        submit's hashing and recording); threads need no start."""
         if self.processes:
+            # Starting a process waits for the fork server's imports: seconds the caller must not be held up for.
+            threading.Thread(target=self._start_processes, name="annotate-pool-start", daemon=True).start()
+
+    def _start_processes(self) -> None:
+        try:
             pool = self._process_pool()
             for _ in range(self.workers):  # each task that finds no idle process starts one
                 pool.submit(os.getpid)
+        except (RuntimeError, BrokenProcessPool):
+            pass  # closed or broken meanwhile: the next image starts a fresh pool, as it would have anyway
 
     def _replace(self, broken: ProcessPoolExecutor) -> None:
         with self._lock:

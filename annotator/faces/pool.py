@@ -77,21 +77,6 @@ class ExtractionPool:
                                                      initializer=_start_worker_process)
             return self._executor
 
-    def start(self) -> None:
-        """Start the worker processes in the background, so that their start overlaps the caller's own work (a
-        submit's hashing and recording); threads need no start."""
-        if self.processes:
-            # Starting a process waits for the fork server's imports: seconds the caller must not be held up for.
-            threading.Thread(target=self._start_processes, name="annotate-pool-start", daemon=True).start()
-
-    def _start_processes(self) -> None:
-        try:
-            pool = self._process_pool()
-            for _ in range(self.workers):  # each task that finds no idle process starts one
-                pool.submit(os.getpid)
-        except (RuntimeError, BrokenProcessPool):
-            pass  # closed or broken meanwhile: the next image starts a fresh pool, as it would have anyway
-
     def _replace(self, broken: ProcessPoolExecutor) -> None:
         with self._lock:
             if self._executor is broken:
@@ -184,10 +169,7 @@ class OrderedExtraction(Iterator[ExtractedImage]):
         with self._changed:
             # An extraction's callback may not have handed out the next image yet: wait for it, or for the end.
             self._changed.wait_for(lambda: self._pending or self._exhausted or self._closed)
-            if not self._pending:
-                done = None
-            else:
-                done = self._pending.popleft()
+            done = self._pending.popleft() if self._pending else None
         if done is None:
             self.close()
             raise StopIteration

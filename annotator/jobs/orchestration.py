@@ -19,7 +19,6 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from annotator.faces.modes import FaceOptions
-from annotator.faces.pool import extraction_pool
 from annotator.jobs.creation import NewJob, create_job
 from annotator.jobs.inputs import open_source
 from annotator.jobs.recording import record_job
@@ -96,8 +95,6 @@ def submit_source(settings: Settings, factory: sessionmaker[Session], source: st
     """
     images = open_source(source, from_list=from_list, batch_size=chunk_size)
     if settings.eager:
-        # This process will extract the faces: its workers start while the job is hashed and recorded.
-        extraction_pool(settings.decode_workers, faces.mode).start()
         with transaction(factory) as session:
             job = create_job(session, images, chunk_size=chunk_size, faces=faces, queue=queue)
         if job.chunks:

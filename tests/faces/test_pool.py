@@ -130,7 +130,6 @@ def test_worker_processes_are_forked_by_one_server_that_imported_tensorflow_and_
     paths = _portraits(tmp_path / "set", 8)
     pool = ExtractionPool(2, processes=True, extract=where_extracted)
     try:
-        pool.start()
         places = set(pool.map([ImageToExtract(p) for p in paths], ALIGNED_FACES, max_pixels=10**8))
     finally:
         pool.close()
@@ -139,28 +138,6 @@ def test_worker_processes_are_forked_by_one_server_that_imported_tensorflow_and_
     assert server != os.getpid()
     maps = Path(f"/proc/{server}/maps").read_text()
     assert "tensorflow" in maps  # imported once, there, for every worker it forks
-
-
-def test_starting_the_workers_does_not_hold_up_the_caller(tmp_path):
-    # Starting a process waits for the fork server's imports (seconds): the caller goes on meanwhile.
-    pool = ExtractionPool(2, processes=True, extract=where_extracted)
-    release, callers = threading.Event(), []
-    real_pool = pool._process_pool
-
-    def slow_server():
-        callers.append(threading.current_thread())
-        release.wait(60)
-        return real_pool()
-
-    pool._process_pool = slow_server
-    try:
-        pool.start()  # returns while the server is still "importing"
-        release.set()
-        paths = _portraits(tmp_path / "set", 4)
-        assert len(list(pool.map([ImageToExtract(p) for p in paths], ALIGNED_FACES, max_pixels=10**8))) == 4
-    finally:
-        pool.close()
-    assert callers[0] is not threading.current_thread()
 
 
 def test_the_fork_server_imports_tensorflow_without_starting_it():

@@ -25,7 +25,7 @@ from annotator.jobs.recording import record_job
 from annotator.jobs.recovery import SweepReport, sweep
 from annotator.jobs.status import JobProgress, job_progress
 from annotator.settings import DEFAULT_QUEUE, Settings
-from db.session import transaction
+from db.session import is_disconnect, transaction
 
 PROGRESS_INTERVAL = 0.1  # seconds between two polls of a job's counts: one cheap query each
 
@@ -116,7 +116,8 @@ def wait_for(factory: sessionmaker[Session], job_id: int, on_progress: OnProgres
     """Poll the job until it is no longer recording or running (finished or cancelled); its last progress.
 
     With ``settings`` of a broker it also sweeps every ``heartbeat_seconds``. A database that goes away for a
-    while (restarted, failing over) is waited for, not an error.
+    while (restarted, failing over) is waited for, not an error, from the first poll on: the job was recorded, so
+    the database was there a moment ago. Any other failure of the first poll is raised.
     """
     last_sweep = time.monotonic()
     progress = None
@@ -127,8 +128,8 @@ def wait_for(factory: sessionmaker[Session], job_id: int, on_progress: OnProgres
                     time.monotonic() - last_sweep >= settings.heartbeat_seconds:
                 last_sweep = time.monotonic()
                 sweep_once(settings, factory)
-        except DBAPIError:
-            if progress is None:
+        except DBAPIError as error:
+            if progress is None and not is_disconnect(error):
                 raise
             log.warning("lost the database while waiting for job %s; trying again", job_id)
             time.sleep(1)

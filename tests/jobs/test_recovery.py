@@ -206,3 +206,48 @@ def test_recording_goes_on_after_the_database_came_back(factory, tmp_path, monke
         assert session.get(Job, job.job_id).status == "running"
     assert sorted(m.chunk for m in members) == [0, 0, 1, 1, 2, 2, 3, 3, 4]
     assert sent == [0, 1, 2, 3, 4] and job.chunks == [0, 1, 2, 3, 4]
+
+
+def lost_on_first_poll(monkeypatch, reason: str) -> list[str]:
+    """``read_progress`` fails with ``reason`` the first time it is called; returns the log of its calls."""
+    from sqlalchemy.exc import OperationalError
+
+    from annotator.jobs import orchestration
+
+    real_read, calls = orchestration.read_progress, []
+
+    def read_failing_once(factory, job_id):
+        calls.append("read")
+        if len(calls) == 1:
+            raise OperationalError("SELECT", {}, Exception(reason))
+        return real_read(factory, job_id)
+
+    monkeypatch.setattr(orchestration, "read_progress", read_failing_once)
+    return calls
+
+
+def finished_job(factory, tmp_path) -> int:
+    job = job_of(factory, tmp_path)
+    with transaction(factory) as session:
+        session.execute(update(Job).where(Job.id == job.job_id).values(status="finished"))
+    return job.job_id
+
+
+def test_a_wait_outlasts_a_database_restart_at_its_first_poll(factory, tmp_path, monkeypatch):
+    from annotator.jobs.orchestration import wait_for
+
+    job_id = finished_job(factory, tmp_path)
+    calls = lost_on_first_poll(monkeypatch, "terminating connection due to administrator command")
+    assert wait_for(factory, job_id).status == "finished"
+    assert calls == ["read", "read"]
+
+
+def test_a_first_poll_that_fails_for_another_reason_is_raised(factory, tmp_path, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    from annotator.jobs.orchestration import wait_for
+
+    job_id = finished_job(factory, tmp_path)
+    lost_on_first_poll(monkeypatch, 'relation "jobs" does not exist')
+    with pytest.raises(OperationalError):
+        wait_for(factory, job_id)

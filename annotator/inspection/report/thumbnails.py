@@ -54,8 +54,8 @@ def _data_uri(pixels: np.ndarray) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def face_pixels(path: str, sha256: str, method: str, box: list[float] | None, landmarks: list[list[float]] | None,
-                score: float | None, *, max_pixels: int) -> np.ndarray:
+def recorded_face_pixels(path: str, sha256: str, method: str, box: list[float] | None,
+                         landmarks: list[list[float]] | None, score: float | None, *, max_pixels: int) -> np.ndarray:
     """The aligned 120x120 face as its job computed it (raises :class:`DecodeError`)."""
     options = FaceOptions.from_method(method)
     known = [] if options.mode is FaceMode.ALIGNED or box is None or landmarks is None else [
@@ -73,7 +73,7 @@ def thumbnails(session: Session, face_ids: Sequence[int], *, max_pixels: int) ->
     found: dict[int, Thumbnail] = {}
     for face_id, index, method, box, landmarks, score, path, sha256 in rows:
         try:
-            pixels = face_pixels(path, sha256, method, box, landmarks, score, max_pixels=max_pixels)
+            pixels = recorded_face_pixels(path, sha256, method, box, landmarks, score, max_pixels=max_pixels)
             found[face_id] = Thumbnail(face_id, path, sha256, index, method, _data_uri(pixels))
         except DecodeError as error:
             found[face_id] = Thumbnail(face_id, path, sha256, index, method, None,

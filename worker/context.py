@@ -24,13 +24,14 @@ class WorkerContext:
     keeper: LeaseKeeper
 
 
-_contexts: dict[tuple[int, str], WorkerContext] = {}
+_contexts: dict[tuple[int, Settings], WorkerContext] = {}
 
 
 def get_context() -> WorkerContext:
-    """This process's context; a forked child never reuses its parent's connections."""
+    """This process's context for the settings in its environment; a forked child never reuses its parent's
+    connections, and changed settings (another database, another precision) get a context of their own."""
     settings = Settings.from_env()
-    key = (os.getpid(), settings.database_url)
+    key = (os.getpid(), settings)
     if key not in _contexts:
         engine = make_engine(settings.database_url, application_name=f"annotate worker {socket.gethostname()}:{key[0]}")
         factory = make_session_factory(engine)

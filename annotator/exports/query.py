@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from annotator.errors import UnknownJobError
 from annotator.exports.options import SOURCES
 from annotator.jobs.staleness import ChainVersions
+from annotator.models.provenance import computed_by
 from annotator.models.store import active_chain_versions
 from annotator.teachers.values import teacher_values
 from db.models import Face, Image, ImageStatus, Job, JobImage, Label, ModelVersion, Prediction
@@ -72,7 +73,7 @@ def predicted_rows(session: Session, job_id: int | None = None) -> dict[int, Fac
             row.values["male_prob"], row.values["female_prob"] = extra["male_prob"], extra["female_prob"]
         else:
             row.values[attribute] = value
-        row.sources[attribute] = labels[version_id]
+        row.sources[attribute] = computed_by(labels[version_id], extra)
     return rows
 
 

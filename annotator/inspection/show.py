@@ -18,6 +18,7 @@ from annotator.images.decoding import MAX_IMAGE_PIXELS, DecodeError, decode_phot
 from annotator.images.discovery import hash_file, hash_location
 from annotator.images.sources import is_uri, name_of, normalised
 from annotator.jobs.pipeline import recorded_detections
+from annotator.models.provenance import computed_by
 from annotator.models.specs import OutputKind
 from db.models import Face, Image, Label, ModelVersion, Prediction
 
@@ -93,7 +94,7 @@ def recorded_values(session: Session, image_id: int, method: str) -> dict[int, l
         .order_by(ModelVersion.active.desc(), Prediction.created_at.desc())
     )
     for face_id, attribute, value, extra, version in predictions:
-        chosen.setdefault((faces[face_id], attribute), _format(attribute, value, extra, version.label))
+        chosen.setdefault((faces[face_id], attribute), _format(attribute, value, extra, computed_by(version.label, extra)))
     labels = session.execute(select(Label.face_id, Label.attribute, Label.value, Label.source)
                              .where(Label.face_id.in_(faces)).order_by(Label.created_at))
     for face_id, attribute, value, source in labels:  # the newest label wins, as on export

@@ -30,6 +30,7 @@ from annotator.faces.quality import quality_rows
 from annotator.images.decoding import ReasonCode
 from annotator.jobs.leases import Lease, LeaseKeeper, finish_chunk, take_chunk
 from annotator.models.chain import LoadedModel, load_chain, run_chain
+from annotator.models.provenance import precision_extra
 from annotator.models.specs import OutputKind
 from annotator.settings import Settings
 from db.models import (
@@ -117,18 +118,19 @@ def record_faces(session: Session, method: str, faces: list[tuple[int, Extracted
     return [ids[(image_id, face.index)] for image_id, face in faces]
 
 
-def _prediction_rows(chain: Sequence[LoadedModel], outputs: dict[str, np.ndarray],
-                     face_ids: list[int]) -> list[dict[str, Any]]:
+def _prediction_rows(chain: Sequence[LoadedModel], outputs: dict[str, np.ndarray], face_ids: list[int],
+                     precision: str) -> list[dict[str, Any]]:
     rows = []
     gender_version_id = next(m.version_id for m in chain if m.spec.output is OutputKind.GENDER_SOFTMAX)
+    computed = precision_extra(precision)
     for model in chain:
         values = outputs[model.spec.name]
         for row, face_id in enumerate(face_ids):
             if model.spec.output is OutputKind.GENDER_SOFTMAX:
                 male, female = (float(p) for p in values[row])
-                value, extra = male, {"male_prob": male, "female_prob": female}
+                value, extra = male, {"male_prob": male, "female_prob": female, **computed}
             else:
-                value, extra = float(values[row]), None
+                value, extra = float(values[row]), computed or None
             rows.append({"face_id": face_id, "attribute": model.spec.name, "value": value, "extra": extra,
                          "model_version_id": model.version_id, "gender_version_id": gender_version_id})
     return rows
@@ -280,7 +282,7 @@ def _annotate(factory: sessionmaker[Session], settings: Settings, lease: Lease) 
         if found.faces:
             face_ids = record_faces(session, options.method, found.faces)
             insert_ignoring_conflicts(session, Prediction,
-                                      _prediction_rows(found.chain(), outputs, face_ids))
+                                      _prediction_rows(found.chain(), outputs, face_ids, found.precision))
             insert_ignoring_conflicts(session, FaceQuality, _quality_rows(found.faces, face_ids))
         if hashed:
             session.execute(update(Image), hashed)

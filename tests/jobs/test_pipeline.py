@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sqlalchemy import func, select
@@ -7,7 +9,7 @@ from annotator.faces.modes import ALIGNED_FACES
 from annotator.jobs.creation import create_job
 from annotator.jobs.orchestration import submit_source
 from annotator.jobs.pipeline import process_chunk
-from db.models import Face, ImageStatus, Job, JobChunk, JobImage, Prediction
+from db.models import Face, ImageStatus, Job, JobChunk, JobImage, ModelVersion, Prediction
 from db.session import transaction
 from tests.conftest import write_faces
 
@@ -167,3 +169,38 @@ def test_a_job_cancelled_while_recording_stays_cancelled(factory, settings, untr
     with factory() as session:
         assert session.get(Job, job.job_id).status == "cancelled"
     assert statuses(factory, job.job_id) == {ImageStatus.SKIPPED.value: 6}  # none left pending
+
+
+def test_a_chain_run_in_bfloat16_says_so_in_each_prediction_its_export_and_show(factory, settings, untrained_chain,
+                                                                               tmp_path, monkeypatch):
+    import csv
+    import io
+
+    from click.testing import CliRunner
+
+    from annotator.cli import main
+
+    write_faces(tmp_path / "photos", 3)
+    write_faces(tmp_path / "more", 2, seed=1)
+    runner = CliRunner()
+    assert runner.invoke(main, ["submit", str(tmp_path / "photos"), "--faces", "aligned"]).exit_code == 0
+    monkeypatch.setenv("ANNOTATE_PRECISION", "bfloat16")
+    assert runner.invoke(main, ["submit", str(tmp_path / "more"), "--faces", "aligned"]).exit_code == 0
+    with factory() as session:
+        labels = {v.id: v.label for v in session.scalars(select(ModelVersion))}
+        predictions = session.scalars(select(Prediction)).all()
+    assert len(predictions) == 5 * 4
+    precisions = {p.face_id: (p.extra or {}).get("precision") for p in predictions}
+    assert sorted(precisions.values(), key=str) == [None] * 3 + ["bfloat16"] * 2
+
+    exported = runner.invoke(main, ["export"], catch_exceptions=False)
+    rows = list(csv.DictReader(io.StringIO(exported.output)))
+    by_folder = {Path(row["path"]).parent.name: row for row in rows}
+    gender = labels[untrained_chain[0]]
+    assert by_folder["photos"]["gender_version"] == gender
+    assert by_folder["more"]["gender_version"] == f"{gender}+bfloat16"
+    assert all(row["eyes_version"].endswith("+bfloat16") == (Path(row["path"]).parent.name == "more")
+               for row in rows)
+    shown = runner.invoke(main, ["show", str(next((tmp_path / "more").iterdir())), "--faces", "aligned",
+                                 "-o", str(tmp_path / "sheet.png")], catch_exceptions=False)
+    assert f"({gender}+bfloat16)" in shown.output, shown.output

@@ -15,7 +15,8 @@ DEFAULT_VISIBILITY_TIMEOUT = 60 * 60
 DEFAULT_LEASE_SECONDS = 60  # a chunk whose worker stopped renewing its lease this long goes to another worker
 DEFAULT_HEARTBEAT_SECONDS = 10  # how often leases are renewed and sweeps run
 DEFAULT_REQUEUE_SECONDS = 30  # a queued chunk nobody took this long, its queue empty, is sent again
-PRECISIONS = ("float32", "bfloat16", "float16")
+DEFAULT_PRECISION = "float32"
+PRECISIONS = (DEFAULT_PRECISION, "bfloat16", "float16")
 """Number formats the chain can run in: float32 everywhere; bfloat16 on CPUs with AVX-512 BF16 or AMX (and GPUs);
 float16 on GPUs only (untested here)."""
 
@@ -55,7 +56,7 @@ class Settings:
     heartbeat_seconds: int = DEFAULT_HEARTBEAT_SECONDS
     requeue_seconds: int = DEFAULT_REQUEUE_SECONDS
     decode_workers: int = field(default_factory=default_decode_workers)
-    precision: str = "float32"
+    precision: str = DEFAULT_PRECISION
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -92,5 +93,5 @@ class Settings:
             heartbeat_seconds=_int_from_env(env, "ANNOTATE_HEARTBEAT_SECONDS", DEFAULT_HEARTBEAT_SECONDS),
             requeue_seconds=_int_from_env(env, "ANNOTATE_REQUEUE_SECONDS", DEFAULT_REQUEUE_SECONDS),
             decode_workers=_int_from_env(env, "ANNOTATE_DECODE_WORKERS", default_decode_workers()),
-            precision=(env.get("ANNOTATE_PRECISION") or "float32").lower(),
+            precision=(env.get("ANNOTATE_PRECISION") or DEFAULT_PRECISION).lower(),
         )

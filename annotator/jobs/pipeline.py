@@ -32,7 +32,7 @@ from annotator.jobs.leases import Lease, LeaseKeeper, finish_chunk, take_chunk
 from annotator.models.chain import LoadedModel, load_chain, run_chain
 from annotator.models.provenance import precision_extra
 from annotator.models.specs import OutputKind
-from annotator.settings import Settings
+from annotator.settings import DEFAULT_PRECISION, Settings
 from db.models import (
     Face,
     FaceQuality,
@@ -187,7 +187,7 @@ class FaceBatches:
     """Faces with their owners, run through the chain in batches as they arrive (so inference overlaps the
     decoding and detection of the next images)."""
 
-    def __init__(self, chain_versions: Sequence[ModelVersion], home: Path, precision: str = "float32") -> None:
+    def __init__(self, chain_versions: Sequence[ModelVersion], home: Path, precision: str = DEFAULT_PRECISION) -> None:
         self.chain_versions = list(chain_versions)
         self.home, self.precision = home, precision
         self.faces: list[tuple[int, ExtractedFace]] = []  # (owner, face)

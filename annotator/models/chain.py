@@ -17,6 +17,7 @@ import numpy as np
 from annotator.models.graph import ChainGraph, in_precision
 from annotator.models.specs import ModelSpec, OutputKind, get_spec
 from annotator.models.store import CHANNEL_ORDER_BGR, CHANNEL_ORDER_RGB, load_keras_model
+from annotator.settings import DEFAULT_PRECISION
 from db.models import ModelVersion
 
 
@@ -41,7 +42,7 @@ _models: dict[tuple[str, tuple[tuple[int, str], ...]], list[LoadedModel]] = {}
 _graphs: dict[tuple[bool, tuple[LoadedModel, ...]], ChainGraph] = {}
 
 
-def load_chain(versions: Sequence[ModelVersion], home: Path, *, precision: str = "float32") -> list[LoadedModel]:
+def load_chain(versions: Sequence[ModelVersion], home: Path, *, precision: str = DEFAULT_PRECISION) -> list[LoadedModel]:
     """Load (once per process) the models of ``versions``, given in chain order, from the store under ``home``,
     to run in ``precision`` (``float32``, ``bfloat16`` or ``float16``)."""
     key = (precision, tuple((v.id, v.sha256) for v in versions))

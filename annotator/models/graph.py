@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from annotator.models.specs import FACE_SIZE, ModelSpec, OutputKind
+from annotator.settings import DEFAULT_PRECISION
 from annotator.tf_runtime import import_tensorflow
 
 INFERENCE_BATCH = 256
@@ -44,7 +45,7 @@ def crop_tensor(faces: Any, spec: ModelSpec) -> Any:
 
 def in_precision(model: Any, precision: str) -> Any:
     """``model`` to run in ``precision``: itself for float32, else a copy under Keras' mixed precision policy."""
-    if precision == "float32":
+    if precision == DEFAULT_PRECISION:
         return model
     import keras
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-DEFAULT_PRECISION = "float32"
+from annotator.settings import DEFAULT_PRECISION
 
 
 def precision_extra(precision: str) -> dict[str, str]:

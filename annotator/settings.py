@@ -19,14 +19,23 @@ DEFAULT_PRECISION = "float32"
 PRECISIONS = (DEFAULT_PRECISION, "bfloat16", "float16")
 """Number formats the chain can run in: float32 everywhere; bfloat16 on CPUs with AVX-512 BF16 or AMX (and GPUs);
 float16 on GPUs only (untested here)."""
+DEFAULT_CHAIN_ENGINE = "xnnpack"
+CHAIN_ENGINES = (DEFAULT_CHAIN_ENGINE, "tensorflow")
+"""What runs a float32 chain on a host without a GPU: XNNPACK (LiteRT), or TensorFlow's own kernels. bfloat16,
+float16 and GPU hosts run on TensorFlow whatever this says."""
 
 
-def default_decode_workers() -> int:
-    """One extraction worker per CPU this process may run on."""
+def usable_cpus() -> int:
+    """The CPUs this process may run on."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def default_decode_workers() -> int:
+    """One extraction worker per CPU this process may run on."""
+    return usable_cpus()
 
 
 def _int_from_env(environ: dict[str, str], name: str, default: int) -> int:
@@ -57,11 +66,15 @@ class Settings:
     requeue_seconds: int = DEFAULT_REQUEUE_SECONDS
     decode_workers: int = field(default_factory=default_decode_workers)
     precision: str = DEFAULT_PRECISION
+    chain_engine: str = DEFAULT_CHAIN_ENGINE
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise ValueError(f"ANNOTATE_PRECISION must be one of {', '.join(PRECISIONS)}. "
                              f"Received: ANNOTATE_PRECISION={self.precision!r}.")
+        if self.chain_engine not in CHAIN_ENGINES:
+            raise ValueError(f"ANNOTATE_CHAIN_ENGINE must be one of {', '.join(CHAIN_ENGINES)}. "
+                             f"Received: ANNOTATE_CHAIN_ENGINE={self.chain_engine!r}.")
         if self.heartbeat_seconds * 2 > self.lease_seconds:
             raise ValueError(f"ANNOTATE_HEARTBEAT_SECONDS ({self.heartbeat_seconds}) must be at most half of "
                              f"ANNOTATE_LEASE_SECONDS ({self.lease_seconds}), or leases expire between heartbeats.")
@@ -94,4 +107,5 @@ class Settings:
             requeue_seconds=_int_from_env(env, "ANNOTATE_REQUEUE_SECONDS", DEFAULT_REQUEUE_SECONDS),
             decode_workers=_int_from_env(env, "ANNOTATE_DECODE_WORKERS", default_decode_workers()),
             precision=(env.get("ANNOTATE_PRECISION") or DEFAULT_PRECISION).lower(),
+            chain_engine=(env.get("ANNOTATE_CHAIN_ENGINE") or DEFAULT_CHAIN_ENGINE).lower(),
         )

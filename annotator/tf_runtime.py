@@ -4,28 +4,36 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import ModuleType
 
 _configured = False
-_lock = threading.RLock()  # one import at a time: fd 2 is silenced and restored around it
+_lock = threading.RLock()  # one import or silenced block at a time: fd 2 is restored after each
+
+
+@contextmanager
+def silenced_stderr() -> Iterator[None]:
+    """fd 2 sent to /dev/null for the duration, one such block at a time: for banners C++ code prints to it
+    whatever logging says (TensorFlow's oneDNN banner, LiteRT's XNNPACK line), so real errors later still show."""
+    with _lock:
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
 
 
 def import_tensorflow_quietly() -> ModuleType:
     """TensorFlow imported with its start-up banner hidden, and nothing else: no device is touched and no
     operation runs, so a process that only did this may still fork children that use TensorFlow."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with _lock:
-        # The oneDNN banner is written to fd 2 from C++ before logging is configured, ignoring
-        # TF_CPP_MIN_LOG_LEVEL; silence fd 2 for the import only, so real errors later still show.
-        saved = os.dup(2)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, 2)
-            import tensorflow as tf
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            os.close(devnull)
+    with silenced_stderr():  # the oneDNN banner is written before logging is configured
+        import tensorflow as tf
     return tf
 
 

@@ -6,10 +6,10 @@
     python bench/throughput.py --start
 
 Default mode: first the cost per image of each stage, on up to 200 of the images: decoding an aligned portrait,
-decoding plus face detection plus alignment, and the chain per face in float32 and in bfloat16. Then, with the
-chosen face mode:
+decoding plus face detection plus alignment, and the chain per face (wall and CPU time) in float32 on TensorFlow,
+in float32 on XNNPACK (what runs by default on a CPU) and in bfloat16. Then, with the chosen face mode:
 (a) finds the faces and runs the chain over the images in chunks, with no queue and no database (the same
-    extraction pool and overlap the workers use).
+    extraction pool and overlap the workers use), with the chain on XNNPACK (the default) and on TensorFlow.
 (b) starts a private redis-server and PostgreSQL database and one `annotate worker`, then times
     `annotate submit` (walk, hash, record, enqueue) until the job is finished in the database.
 Both use the same untrained chain (the cost does not depend on the weights) and are warmed up first.
@@ -18,7 +18,8 @@ Both use the same untrained chain (the cost does not depend on the weights) and 
 in both face modes, with 1, 2, ... N extraction workers as threads and as processes; each rate and its ratio to
 one worker of its kind.
 --submit times `annotate submit ./photos --wait` as a new user runs it (no broker, default face mode, a fresh
-home each time) with the default extraction workers and with ANNOTATE_DECODE_WORKERS=1, twice each, alternating.
+home each time) with the defaults, with ANNOTATE_DECODE_WORKERS=1 and with ANNOTATE_CHAIN_ENGINE=tensorflow, twice
+each, alternating.
 --start starts N detection workers (one per CPU) forked by the pool's fork server, then spawned one by one as the
 pool did before it, and prints the seconds and machine-wide CPU-seconds until they have searched their first
 photos and the memory (PSS) of every process they added, with the ratios.
@@ -39,7 +40,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -107,16 +108,25 @@ def _chain(database_url: str) -> list[ModelVersion]:
         return versions
 
 
-def _chain_ms(chain: list, faces: np.ndarray) -> float:  # type: ignore[type-arg]
-    from annotator.models.chain import run_chain
+def _chain_ms(chain: list, faces: np.ndarray, *, xnnpack: bool = True) -> tuple[float, float]:  # type: ignore[type-arg]
+    """Wall and CPU milliseconds a face of the chain, on XNNPACK where it applies or on TensorFlow alone, in the
+    batches the pipeline runs."""
+    from annotator.jobs.pipeline import OVERLAP_BATCH
+    from annotator.models.graph import ChainGraph
 
-    run_chain(chain, faces)  # warm-up: trace the function
-    started = time.perf_counter()
-    run_chain(chain, faces)
-    return (time.perf_counter() - started) / len(faces) * 1000
+    graph = ChainGraph([model.member for model in chain], xnnpack=xnnpack)
+
+    def run() -> None:
+        for start in range(0, len(faces), OVERLAP_BATCH):
+            graph(faces[start : start + OVERLAP_BATCH])
+
+    run()  # warm-up: trace the function, convert it for XNNPACK, prepare each batch size
+    wall, cpu = time.perf_counter(), time.process_time()
+    run()
+    return ((time.perf_counter() - wall) / len(faces) * 1000, (time.process_time() - cpu) / len(faces) * 1000)
 
 
-def stage_costs(paths: list[Path], versions: list[ModelVersion], home: Path) -> dict[str, float]:
+def stage_costs(paths: list[Path], versions: list[ModelVersion], home: Path) -> dict[str, Any]:
     """Milliseconds per image of each stage, run one after the other in this process (no overlap)."""
     from annotator.faces.extraction import ImageToExtract, extract_faces
     from annotator.faces.modes import ALIGNED_FACES, DETECTED_FACES
@@ -133,12 +143,13 @@ def stage_costs(paths: list[Path], versions: list[ModelVersion], home: Path) -> 
     batch = np.stack(faces)
     return {"decode": aligned_ms, "detect": detect_ms, "faces_per_image": len(detected) / len(paths),
             "chain": _chain_ms(load_chain(versions, home), batch),
+            "chain_tensorflow": _chain_ms(load_chain(versions, home), batch, xnnpack=False),
             "chain_bfloat16": _chain_ms(load_chain(versions, home, precision="bfloat16"), batch)}
 
 
 def in_process_rate(folder: Path, chunk_size: int, versions: list[ModelVersion], home: Path,
-                    options: FaceOptions) -> float:
-    """(a) images/s of finding faces + chain over every image, in chunks, nothing else."""
+                    options: FaceOptions, engine: str) -> float:
+    """(a) images/s of finding faces + chain (on ``engine``) over every image, in chunks, nothing else."""
     from annotator.faces.extraction import ImageToExtract
     from annotator.faces.pool import extract_images
     from annotator.jobs.pipeline import FaceBatches
@@ -147,7 +158,7 @@ def in_process_rate(folder: Path, chunk_size: int, versions: list[ModelVersion],
     paths = sorted(folder.iterdir())
 
     def run(chunk: list[Path]) -> None:
-        batches = FaceBatches(versions, home)
+        batches = FaceBatches(versions, home, engine=engine)
         images = extract_images([ImageToExtract(p) for p in chunk], options, max_pixels=10**9,
                                 workers=default_decode_workers())
         for owner, extracted in enumerate(images):
@@ -258,30 +269,35 @@ def worker_start(folder: Path) -> None:
           f"{spawn_mb / fork_mb:.2f}x less memory")
 
 
+SUBMIT_SETTINGS = {"default": {}, "ANNOTATE_DECODE_WORKERS=1": {"ANNOTATE_DECODE_WORKERS": "1"},
+                   "ANNOTATE_CHAIN_ENGINE=tensorflow": {"ANNOTATE_CHAIN_ENGINE": "tensorflow"}}
+
+
 def submit_times(folder: Path, scratch: Path, rounds: int = 2) -> None:
-    """Print the seconds of `annotate submit FOLDER --wait` (eager, default face mode) by extraction workers."""
+    """Print the seconds of `annotate submit FOLDER --wait` (eager, default face mode) with each of
+    :data:`SUBMIT_SETTINGS`."""
     from annotator.settings import default_decode_workers
 
-    default = default_decode_workers()
-    times: dict[int, list[float]] = {default: [], 1: []}
+    times: dict[str, list[float]] = {label: [] for label in SUBMIT_SETTINGS}
     for run in range(rounds):
-        for workers, seconds in times.items():
-            home = scratch / f"home-{run}-{workers}"
+        for index, (label, settings) in enumerate(SUBMIT_SETTINGS.items()):
+            home = scratch / f"home-{run}-{index}"
             home.mkdir()
             register_chain(home, f"sqlite:///{home / 'annotate.db'}")
             env = {key: value for key, value in os.environ.items() if not key.startswith("ANNOTATE_")}
-            env.update(ANNOTATE_HOME=str(home), **({} if workers == default else {"ANNOTATE_DECODE_WORKERS": "1"}))
+            env.update(ANNOTATE_HOME=str(home), **settings)
             started = time.perf_counter()
             subprocess.run([ANNOTATE, "submit", str(folder), "--wait"], env=env, check=True, capture_output=True,
                            timeout=3600)
-            seconds.append(time.perf_counter() - started)
+            times[label].append(time.perf_counter() - started)
     count = sum(1 for _ in folder.iterdir())
-    for workers, seconds in times.items():
-        label = f"default ({workers} workers)" if workers == default else "ANNOTATE_DECODE_WORKERS=1"
-        print(f"`annotate submit` of {count} images, {label:26s}: "
+    for label, seconds in times.items():
+        name = f"default ({default_decode_workers()} workers)" if label == "default" else label
+        print(f"`annotate submit` of {count} images, {name:33s}: "
               + ", ".join(f"{s:.1f} s ({count / s:.1f} images/s)" for s in seconds))
-    ratio = sum(times[1]) / sum(times[default])
-    print(f"default is {ratio:.2f}x faster than one extraction worker")
+    default = sum(times["default"])
+    print(f"default is {sum(times['ANNOTATE_DECODE_WORKERS=1']) / default:.2f}x faster than one extraction worker, "
+          f"{sum(times['ANNOTATE_CHAIN_ENGINE=tensorflow']) / default:.2f}x faster than the chain on TensorFlow")
 
 
 def free_port() -> int:
@@ -341,7 +357,8 @@ def service_vs_in_process(scratch_path: Path, args: argparse.Namespace) -> None:
                "ANNOTATE_BROKER_URL": f"redis://127.0.0.1:{port}/0"}
         versions = _chain(database_url)
         costs = stage_costs(sorted((scratch_path / "images").iterdir())[:200], versions, home)
-        plain = in_process_rate(scratch_path / "images", args.chunk_size, versions, home, options)
+        plain, on_tensorflow = (in_process_rate(scratch_path / "images", args.chunk_size, versions, home, options,
+                                                engine) for engine in ("xnnpack", "tensorflow"))
         service = service_rate(scratch_path / "images", warmup, args.chunk_size, env,
                                scratch_path / "worker.log", args.faces)
     finally:
@@ -349,11 +366,15 @@ def service_vs_in_process(scratch_path: Path, args: argparse.Namespace) -> None:
         with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     print(f"per image: decode {costs['decode']:.1f} ms (--faces aligned); decode + detect + align "
-          f"{costs['detect']:.1f} ms (--faces detect, {costs['faces_per_image']:.2f} faces per image); "
-          f"chain {costs['chain']:.2f} ms per face in float32, {costs['chain_bfloat16']:.2f} ms in bfloat16 "
-          f"({costs['chain'] / costs['chain_bfloat16']:.2f}x)")
+          f"{costs['detect']:.1f} ms (--faces detect, {costs['faces_per_image']:.2f} faces per image)")
+    (tf_wall, tf_cpu), (wall, cpu), (bf16_wall, bf16_cpu) = (
+        costs["chain_tensorflow"], costs["chain"], costs["chain_bfloat16"])
+    print(f"chain per face, wall / CPU ms: float32 on TensorFlow {tf_wall:.2f} / {tf_cpu:.2f}; float32 on XNNPACK "
+          f"(the default) {wall:.2f} / {cpu:.2f} ({tf_wall / wall:.2f}x / {tf_cpu / cpu:.2f}x less); bfloat16 "
+          f"{bf16_wall:.2f} / {bf16_cpu:.2f} ({tf_wall / bf16_wall:.2f}x / {tf_cpu / bf16_cpu:.2f}x less)")
     print(f"face mode of (a) and (b): {args.faces}")
-    print(f"(a) in-process pipeline, no queue, no database: {plain:8.1f} images/s")
+    print(f"(a) in-process pipeline, no queue, no database: {plain:8.1f} images/s "
+          f"(with the chain on TensorFlow {on_tensorflow:.1f}: XNNPACK {plain / on_tensorflow:.2f}x faster)")
     print(f"(b) full service: Redis + 1 worker + PostgreSQL: {service:8.1f} images/s")
     print(f"ratio b/a: {service / plain:.2f}")
 

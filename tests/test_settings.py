@@ -21,3 +21,10 @@ def test_precision_is_float32_unless_asked_and_checked():
     assert Settings.from_env({"ANNOTATE_PRECISION": "BFloat16"}).precision == "bfloat16"
     with pytest.raises(ValueError, match="ANNOTATE_PRECISION must be one of float32, bfloat16, float16"):
         Settings.from_env({"ANNOTATE_PRECISION": "int8"})
+
+
+def test_the_chain_engine_is_xnnpack_unless_asked_and_checked():
+    assert Settings.from_env({}).chain_engine == "xnnpack"
+    assert Settings.from_env({"ANNOTATE_CHAIN_ENGINE": "TensorFlow"}).chain_engine == "tensorflow"
+    with pytest.raises(ValueError, match="ANNOTATE_CHAIN_ENGINE must be one of xnnpack, tensorflow"):
+        Settings.from_env({"ANNOTATE_CHAIN_ENGINE": "onnx"})

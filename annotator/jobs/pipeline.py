@@ -32,7 +32,7 @@ from annotator.jobs.leases import Lease, LeaseKeeper, finish_chunk, take_chunk
 from annotator.models.chain import LoadedModel, load_chain, run_chain
 from annotator.models.provenance import precision_extra
 from annotator.models.specs import OutputKind
-from annotator.settings import DEFAULT_PRECISION, Settings
+from annotator.settings import DEFAULT_CHAIN_ENGINE, DEFAULT_PRECISION, Settings
 from db.models import (
     Face,
     FaceQuality,
@@ -187,9 +187,10 @@ class FaceBatches:
     """Faces with their owners, run through the chain in batches as they arrive (so inference overlaps the
     decoding and detection of the next images)."""
 
-    def __init__(self, chain_versions: Sequence[ModelVersion], home: Path, precision: str = DEFAULT_PRECISION) -> None:
+    def __init__(self, chain_versions: Sequence[ModelVersion], home: Path, precision: str = DEFAULT_PRECISION,
+                 engine: str = DEFAULT_CHAIN_ENGINE) -> None:
         self.chain_versions = list(chain_versions)
-        self.home, self.precision = home, precision
+        self.home, self.precision, self.engine = home, precision, engine
         self.faces: list[tuple[int, ExtractedFace]] = []  # (owner, face)
         self._outputs: list[dict[str, np.ndarray]] = []
         self._waiting: list[np.ndarray] = []
@@ -203,7 +204,7 @@ class FaceBatches:
 
     def _run_waiting(self) -> None:
         if self._waiting:
-            self._outputs.append(run_chain(self.chain(), np.stack(self._waiting)))
+            self._outputs.append(run_chain(self.chain(), np.stack(self._waiting), engine=self.engine))
             self._waiting = []
 
     def chain(self) -> list[LoadedModel]:
@@ -253,7 +254,7 @@ def _annotate(factory: sessionmaker[Session], settings: Settings, lease: Lease) 
         return ChunkOutcome(job_id, chunk, 0, 0)
 
     items = [ImageToExtract(m.path, m.sha256, known.get(m.image_id, ())) for m in members]
-    found = FaceBatches(versions, settings.home, settings.precision)
+    found = FaceBatches(versions, settings.home, settings.precision, settings.chain_engine)
     done, no_face, failed = [], [], []
     hashed: list[dict[str, Any]] = []  # perceptual hashes of images decoded for the first time
     extracted_images = extract_images(items, options, max_pixels=settings.max_image_pixels,

@@ -17,7 +17,7 @@ import numpy as np
 from annotator.models.graph import ChainGraph, in_precision
 from annotator.models.specs import ModelSpec, OutputKind, get_spec
 from annotator.models.store import CHANNEL_ORDER_BGR, CHANNEL_ORDER_RGB, load_keras_model
-from annotator.settings import DEFAULT_PRECISION
+from annotator.settings import DEFAULT_CHAIN_ENGINE, DEFAULT_PRECISION
 from db.models import ModelVersion
 
 
@@ -39,7 +39,7 @@ class LoadedModel:
 
 _models: dict[tuple[str, tuple[tuple[int, str], ...]], list[LoadedModel]] = {}
 # Keyed by the models themselves (compared by identity), which the key keeps alive: an id could be reused.
-_graphs: dict[tuple[bool, tuple[LoadedModel, ...]], ChainGraph] = {}
+_graphs: dict[tuple[bool, bool, tuple[LoadedModel, ...]], ChainGraph] = {}
 
 
 def load_chain(versions: Sequence[ModelVersion], home: Path, *, precision: str = DEFAULT_PRECISION) -> list[LoadedModel]:
@@ -55,17 +55,18 @@ def load_chain(versions: Sequence[ModelVersion], home: Path, *, precision: str =
     return _models[key]
 
 
-def _graph(chain: Sequence[LoadedModel], *, gender_given: bool) -> ChainGraph:
-    key = (gender_given, tuple(chain))
+def _graph(chain: Sequence[LoadedModel], *, gender_given: bool, xnnpack: bool = True) -> ChainGraph:
+    key = (gender_given, xnnpack, tuple(chain))
     if key not in _graphs:
-        _graphs[key] = ChainGraph([model.member for model in chain], gender_given=gender_given)
+        _graphs[key] = ChainGraph([model.member for model in chain], gender_given=gender_given, xnnpack=xnnpack)
     return _graphs[key]
 
 
-def run_chain(chain: Sequence[LoadedModel], faces: np.ndarray) -> dict[str, np.ndarray]:
+def run_chain(chain: Sequence[LoadedModel], faces: np.ndarray, *,
+              engine: str = DEFAULT_CHAIN_ENGINE) -> dict[str, np.ndarray]:
     """Outputs of every model for ``faces`` (n, 120, 120, 3), uint8 or float in 0..1: gender (n, 2), each
-    attribute (n,); one compiled call per batch."""
-    return _graph(chain, gender_given=False)(faces)
+    attribute (n,); one compiled call per batch, on ``engine`` where it applies (see ``CHAIN_ENGINES``)."""
+    return _graph(chain, gender_given=False, xnnpack=engine == "xnnpack")(faces)
 
 
 def predict_attribute(model: LoadedModel, faces: np.ndarray, gender: np.ndarray | None) -> np.ndarray:

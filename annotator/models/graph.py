@@ -5,17 +5,22 @@ model's crop and resize, the BGR reversal of imported seed models, gender and th
 gender probabilities all run inside one graph: one host-to-device copy on a GPU, no Python between models.
 The crops are the ones :func:`annotator.models.crops.crop_batch` cuts in NumPy (equal to within 1e-5).
 
+On a host without a GPU, uint8 faces through a float32 chain run on XNNPACK instead: the same function,
+converted to TensorFlow Lite (:mod:`annotator.models.lite`).
+
 ``precision`` ``bfloat16`` or ``float16`` runs the models under Keras' mixed precision (weights kept in float32,
 matrix products in the smaller format, outputs returned as float32); ``float32`` runs them as stored.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
+from annotator.models.lite import LiteChain, convert_for_xnnpack, xnnpack_applies
 from annotator.models.specs import FACE_SIZE, ModelSpec, OutputKind
 from annotator.settings import DEFAULT_PRECISION
 from annotator.tf_runtime import import_tensorflow
@@ -62,6 +67,10 @@ def in_precision(model: Any, precision: str) -> Any:
 ChainMember = tuple[ModelSpec, Any, bool]  # spec, Keras model, whether it expects BGR
 
 
+def _computes_in_float32(model: Any) -> bool:
+    return all(layer.dtype_policy.compute_dtype == "float32" for layer in model.layers)
+
+
 def _body(members: Sequence[ChainMember]) -> Callable[..., dict[str, Any]]:
     tf = import_tensorflow()
 
@@ -86,13 +95,22 @@ def _body(members: Sequence[ChainMember]) -> Callable[..., dict[str, Any]]:
 
 class ChainGraph:
     """The compiled chain of ``members``; with ``gender_given`` its regressors read gender probabilities passed in
-    (to run one regressor alone) instead of a gender model's."""
+    (to run one regressor alone) instead of a gender model's. Uint8 faces run on XNNPACK where
+    :mod:`annotator.models.lite` says it applies, unless ``xnnpack`` is False; anything else on TensorFlow."""
 
-    def __init__(self, members: Sequence[ChainMember], *, gender_given: bool = False) -> None:
+    def __init__(self, members: Sequence[ChainMember], *, gender_given: bool = False, xnnpack: bool = True) -> None:
         self.tf = import_tensorflow()
         self.members, self.gender_given = list(members), gender_given
         self.body = _body(self.members)
         self._functions: dict[str, Any] = {}
+        self._lite: LiteChain | None = None
+        self._xnnpack, self._lite_tried = xnnpack, False
+        self._lite_lock = threading.Lock()
+
+    @property
+    def engine(self) -> str:
+        """What runs uint8 faces: ``xnnpack`` or ``tensorflow`` (the conversion is tried on first asking)."""
+        return "tensorflow" if self._lite_chain() is None else "xnnpack"
 
     def _function(self, dtype: Any) -> Any:
         tf = self.tf
@@ -109,18 +127,35 @@ class ChainGraph:
             self._functions[dtype.name] = call
         return self._functions[dtype.name]
 
+    def _lite_chain(self) -> LiteChain | None:
+        """The uint8 function run by XNNPACK (:mod:`annotator.models.lite`), where that applies."""
+        with self._lite_lock:
+            if not self._lite_tried:
+                self._lite_tried = True
+                models = [model for _, model, _ in self.members]
+                if self._xnnpack and not self.gender_given and all(map(_computes_in_float32, models)) \
+                        and xnnpack_applies():
+                    self._lite = convert_for_xnnpack(self._function(self.tf.uint8).get_concrete_function(), models)
+            return self._lite
+
+    def _runner(self, dtype: Any) -> Callable[..., dict[str, np.ndarray]]:
+        lite_chain = self._lite_chain() if dtype == self.tf.uint8 else None
+        if lite_chain is not None:
+            return lite_chain
+        function = self._function(dtype)
+        return lambda *inputs: {name: value.numpy() for name, value in function(*inputs).items()}
+
     def __call__(self, faces: np.ndarray, gender: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Every member's outputs for ``faces`` (n, 120, 120, 3) uint8, or float in 0..1."""
         faces = np.asarray(faces)
         dtype = self.tf.uint8 if faces.dtype == np.uint8 else self.tf.float32
         if faces.dtype != np.uint8:
             faces = faces.astype(np.float32, copy=False)
-        call = self._function(dtype)
-        extra = [np.asarray(gender, np.float32)] if self.gender_given else []
-        parts = [{name: value.numpy() for name, value in
-                  call(faces[i : i + INFERENCE_BATCH], *(e[i : i + INFERENCE_BATCH] for e in extra)).items()}
-                 for i in range(0, len(faces), INFERENCE_BATCH)]
-        if not parts:
+        if not len(faces):
             return {spec.name: np.zeros((0, 2) if spec.output is OutputKind.GENDER_SOFTMAX else (0,), np.float32)
                     for spec, _, _ in self.members}
+        extra = [np.asarray(gender, np.float32)] if self.gender_given else []
+        run = self._runner(dtype)
+        parts = [run(faces[i : i + INFERENCE_BATCH], *(e[i : i + INFERENCE_BATCH] for e in extra))
+                 for i in range(0, len(faces), INFERENCE_BATCH)]
         return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}

@@ -2,14 +2,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from annotator.errors import NoActiveModelError, SourceError
 from annotator.faces.modes import ALIGNED_FACES
 from annotator.jobs.creation import create_job
 from annotator.jobs.orchestration import submit_source
 from annotator.jobs.pipeline import process_chunk
-from db.models import Face, ImageStatus, Job, JobChunk, JobImage, ModelVersion, Prediction
+from db.models import Face, Image, ImageStatus, Job, JobChunk, JobImage, ModelVersion, Prediction
 from db.session import transaction
 from tests.conftest import write_faces
 
@@ -204,3 +204,35 @@ def test_a_chain_run_in_bfloat16_says_so_in_each_prediction_its_export_and_show(
     shown = runner.invoke(main, ["show", str(next((tmp_path / "more").iterdir())), "--faces", "aligned",
                                  "-o", str(tmp_path / "sheet.png")], catch_exceptions=False)
     assert f"({gender}+bfloat16)" in shown.output, shown.output
+
+
+def test_a_submit_runs_the_chain_on_xnnpack_unless_told_and_both_engines_agree(factory, settings, untrained_chain,
+                                                                              tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from annotator.cli import main
+    from annotator.models.lite import LiteChain
+
+    calls = []
+    run_lite = LiteChain.__call__
+    monkeypatch.setattr(LiteChain, "__call__", lambda self, faces: calls.append(len(faces)) or run_lite(self, faces))
+    write_faces(tmp_path / "photos", 5)
+    runner = CliRunner()
+
+    def submitted_values() -> dict[tuple[str, str], float]:
+        assert runner.invoke(main, ["submit", str(tmp_path / "photos"), "--faces", "aligned"]).exit_code == 0
+        with factory() as session:
+            values = {(path, p.attribute): p.value for path, p in session.execute(
+                select(Image.path, Prediction).join(Face, Face.image_id == Image.id)
+                .join(Prediction, Prediction.face_id == Face.id))}
+            session.execute(delete(Prediction))
+            session.commit()
+        return values
+
+    on_xnnpack = submitted_values()
+    assert calls == [5]
+    monkeypatch.setenv("ANNOTATE_CHAIN_ENGINE", "tensorflow")
+    on_tensorflow = submitted_values()
+    assert calls == [5]  # not called again
+    assert on_xnnpack.keys() == on_tensorflow.keys() and len(on_xnnpack) == 5 * 4
+    assert max(abs(on_xnnpack[key] - on_tensorflow[key]) for key in on_xnnpack) < 1e-5

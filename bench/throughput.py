@@ -4,6 +4,7 @@
     python bench/throughput.py --ceiling [--images 500]
     python bench/throughput.py --submit [--images 1000]
     python bench/throughput.py --start
+    python bench/throughput.py --exit
 
 Default mode: first the cost per image of each stage, on up to 200 of the images: decoding an aligned portrait,
 decoding plus face detection plus alignment, and the chain per face (wall and CPU time) in float32 on TensorFlow,
@@ -23,6 +24,8 @@ each, alternating.
 --start starts N detection workers (one per CPU) forked by the pool's fork server, then spawned one by one as the
 pool did before it, and prints the seconds and machine-wide CPU-seconds until they have searched their first
 photos and the memory (PSS) of every process they added, with the ratios.
+--exit times the exit of a process that imported TensorFlow and Keras, as annotate leaves it (every object frozen
+at exit, so the interpreter's last collections skip them) and without that, alternating.
 
 Images: ../shared/data/utkface-adults when present (real 200x200 JPEG faces), generated portraits otherwise.
 (b) needs redis-server on PATH and PostgreSQL at ANNOTATE_TEST_POSTGRES_URL (default postgres@127.0.0.1/test).
@@ -379,6 +382,33 @@ def service_vs_in_process(scratch_path: Path, args: argparse.Namespace) -> None:
     print(f"ratio b/a: {service / plain:.2f}")
 
 
+EXIT_PROBE = """
+import atexit, gc, sys, time
+from annotator.tf_runtime import import_tensorflow
+import_tensorflow()
+import keras  # what a command that loads models imports
+if sys.argv[1] == "collect":
+    atexit.unregister(gc.freeze)
+print(time.time(), flush=True)
+"""
+
+
+def exit_times(rounds: int = 3) -> None:
+    """Print the seconds a process that imported TensorFlow takes to exit, as annotate leaves it (its objects
+    frozen at exit) and with the interpreter's last collections, alternating."""
+    seconds: dict[str, list[float]] = {"frozen": [], "collect": []}
+    for _ in range(rounds):
+        for how, times in seconds.items():
+            result = subprocess.run([sys.executable, "-c", EXIT_PROBE, how], check=True, capture_output=True,
+                                    text=True, cwd=ROOT, timeout=300)
+            times.append(time.time() - float(result.stdout.split()[-1]))
+    for how, times in seconds.items():
+        label = "objects frozen at exit (annotate)" if how == "frozen" else "last collections (plain Python)"
+        print(f"exit after importing TensorFlow, {label:33s}: " + ", ".join(f"{s:.2f} s" for s in times))
+    print(f"exit is {sum(seconds['collect']) / sum(seconds['frozen']):.1f}x faster, "
+          f"{(sum(seconds['collect']) - sum(seconds['frozen'])) / rounds:.2f} s less a command")
+
+
 def main() -> None:
     """Run the chosen measurement."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -390,7 +420,11 @@ def main() -> None:
     mode.add_argument("--ceiling", action="store_true", help="the data path alone, by workers, kind and face mode")
     mode.add_argument("--submit", action="store_true", help="`annotate submit --wait`: default vs one worker")
     mode.add_argument("--start", action="store_true", help="detection workers' start and memory: fork server vs spawn")
+    mode.add_argument("--exit", action="store_true", help="a process's exit after importing TensorFlow")
     args = parser.parse_args()
+    if args.exit:
+        exit_times()
+        return
     count = args.images or (500 if args.ceiling else 1000 if args.submit else 100 if args.start else 3000)
     with tempfile.TemporaryDirectory() as scratch:
         scratch_path = Path(scratch)

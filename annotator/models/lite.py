@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from annotator.models.specs import FACE_SIZE
+from annotator.settings import usable_cpus
 from annotator.tf_runtime import import_tensorflow, silenced_stderr
 
 log = logging.getLogger(__name__)
@@ -82,8 +83,6 @@ def xnnpack_applies() -> bool:
 
 def convert_for_xnnpack(function: Any, models: list[Any]) -> LiteChain | None:
     """``function`` converted for XNNPACK, or None (and a warning) when TensorFlow Lite cannot convert it."""
-    from annotator.settings import usable_cpus
-
     try:
         return LiteChain(function, models, threads=usable_cpus())
     except Exception as error:  # noqa: BLE001 - the converter raises ConverterError, ValueError, RuntimeError

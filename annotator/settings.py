@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +37,12 @@ def usable_cpus() -> int:
 def default_decode_workers() -> int:
     """One extraction worker per CPU this process may run on."""
     return usable_cpus()
+
+
+def home_from_env(environ: Mapping[str, str] | None = None) -> Path:
+    """``ANNOTATE_HOME`` (default ``~/.annotate``): the model store, the SQLite database and caches."""
+    env = os.environ if environ is None else environ
+    return Path(env.get("ANNOTATE_HOME") or DEFAULT_HOME).expanduser()
 
 
 def _int_from_env(environ: dict[str, str], name: str, default: int) -> int:
@@ -93,7 +100,7 @@ class Settings:
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         """Build settings from ``ANNOTATE_*`` variables (defaults: SQLite under ``~/.annotate``, eager)."""
         env = dict(os.environ if environ is None else environ)
-        home = Path(env.get("ANNOTATE_HOME") or DEFAULT_HOME).expanduser()
+        home = home_from_env(env)
         database_url = env.get("ANNOTATE_DATABASE_URL") or f"sqlite:///{home / 'annotate.db'}"
         return cls(
             home=home,

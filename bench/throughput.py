@@ -2,12 +2,13 @@
 
     python bench/throughput.py [--images 3000] [--chunk-size 256] [--faces aligned|detect]
     python bench/throughput.py --ceiling [--images 500]
-    python bench/throughput.py --submit [--images 1000]
+    python bench/throughput.py --submit [--images 1000] [--against ../previous-checkout]
     python bench/throughput.py --start
     python bench/throughput.py --exit
 
 Default mode: first the cost per image of each stage, on up to 200 of the images: decoding an aligned portrait,
-decoding plus face detection plus alignment, and the chain per face (wall and CPU time) in float32 on TensorFlow,
+decoding plus face detection plus alignment (MTCNN's networks on XNNPACK, the default on a CPU, and on
+TensorFlow), and the chain per face (wall and CPU time) in float32 on TensorFlow,
 in float32 on XNNPACK (what runs by default on a CPU) and in bfloat16. Then, with the chosen face mode:
 (a) finds the faces and runs the chain over the images in chunks, with no queue and no database (the same
     extraction pool and overlap the workers use), with the chain on XNNPACK (the default) and on TensorFlow.
@@ -19,8 +20,9 @@ Both use the same untrained chain (the cost does not depend on the weights) and 
 in both face modes, with 1, 2, ... N extraction workers as threads and as processes; each rate and its ratio to
 one worker of its kind.
 --submit times `annotate submit ./photos --wait` as a new user runs it (no broker, default face mode, a fresh
-home each time) with the defaults, with ANNOTATE_DECODE_WORKERS=1 and with ANNOTATE_CHAIN_ENGINE=tensorflow, twice
-each, alternating.
+home each time, holding what a first job leaves in the home's cache) with the defaults, with
+ANNOTATE_DECODE_WORKERS=1 and with ANNOTATE_CHAIN_ENGINE=tensorflow, twice each, alternating, each with the
+CPU-seconds the whole machine spent meanwhile; --against DIR adds the defaults on the code of the checkout DIR.
 --start starts N detection workers (one per CPU) forked by the pool's fork server, then spawned one by one as the
 pool did before it, and prints the seconds and machine-wide CPU-seconds until they have searched their first
 photos and the memory (PSS) of every process they added, with the ratios.
@@ -131,6 +133,9 @@ def _chain_ms(chain: list, faces: np.ndarray, *, xnnpack: bool = True) -> tuple[
 
 def stage_costs(paths: list[Path], versions: list[ModelVersion], home: Path) -> dict[str, Any]:
     """Milliseconds per image of each stage, run one after the other in this process (no overlap)."""
+    from unittest import mock
+
+    from annotator.faces import detection
     from annotator.faces.extraction import ImageToExtract, extract_faces
     from annotator.faces.modes import ALIGNED_FACES, DETECTED_FACES
     from annotator.models.chain import load_chain
@@ -140,11 +145,18 @@ def stage_costs(paths: list[Path], versions: list[ModelVersion], home: Path) -> 
         faces = [f.pixels for p in paths for f in extract_faces(ImageToExtract(p), options, max_pixels=10**9)]
         return (time.perf_counter() - started) / len(paths) * 1000, faces
 
+    def detect_ms_on_tensorflow() -> float:
+        with mock.patch.object(detection, "_detector", None), mock.patch.object(detection, "xnnpack_stages",
+                                                                               lambda *args: None):
+            extract_faces(ImageToExtract(paths[0]), DETECTED_FACES, max_pixels=10**9)  # warm-up: build, trace
+            return per_image(DETECTED_FACES)[0]
+
     extract_faces(ImageToExtract(paths[0]), DETECTED_FACES, max_pixels=10**9)  # warm-up: load the detector
     aligned_ms, faces = per_image(ALIGNED_FACES)
     detect_ms, detected = per_image(DETECTED_FACES)
     batch = np.stack(faces)
-    return {"decode": aligned_ms, "detect": detect_ms, "faces_per_image": len(detected) / len(paths),
+    return {"decode": aligned_ms, "detect": detect_ms, "detect_tensorflow": detect_ms_on_tensorflow(),
+            "faces_per_image": len(detected) / len(paths),
             "chain": _chain_ms(load_chain(versions, home), batch),
             "chain_tensorflow": _chain_ms(load_chain(versions, home), batch, xnnpack=False),
             "chain_bfloat16": _chain_ms(load_chain(versions, home, precision="bfloat16"), batch)}
@@ -276,31 +288,46 @@ SUBMIT_SETTINGS = {"default": {}, "ANNOTATE_DECODE_WORKERS=1": {"ANNOTATE_DECODE
                    "ANNOTATE_CHAIN_ENGINE=tensorflow": {"ANNOTATE_CHAIN_ENGINE": "tensorflow"}}
 
 
-def submit_times(folder: Path, scratch: Path, rounds: int = 2) -> None:
+def submit_times(folder: Path, scratch: Path, against: Path | None = None, rounds: int = 2) -> None:
     """Print the seconds of `annotate submit FOLDER --wait` (eager, default face mode) with each of
-    :data:`SUBMIT_SETTINGS`."""
+    :data:`SUBMIT_SETTINGS`, and with the defaults on the code of the checkout ``against``; each with the CPU
+    time the whole machine spent meanwhile."""
     from annotator.settings import default_decode_workers
 
-    times: dict[str, list[float]] = {label: [] for label in SUBMIT_SETTINGS}
+    settings = dict(SUBMIT_SETTINGS)
+    if against is not None:
+        settings[f"the code of {against}"] = {"PYTHONPATH": str(against.resolve())}
+    # What a user's every job after the first finds in the home: MTCNN's networks converted for XNNPACK.
+    warm = scratch / "warm-home"
+    warm.mkdir()
+    register_chain(warm, f"sqlite:///{warm / 'annotate.db'}")
+    subprocess.run([ANNOTATE, "submit", str(mirrored_copies(sorted(folder.iterdir())[:4], scratch / "warm-up")),
+                    "--wait"], env={**os.environ, "ANNOTATE_HOME": str(warm)}, check=True, capture_output=True)
+    times: dict[str, list[tuple[float, float]]] = {label: [] for label in settings}
     for run in range(rounds):
-        for index, (label, settings) in enumerate(SUBMIT_SETTINGS.items()):
+        for index, (label, changes) in enumerate(settings.items()):
             home = scratch / f"home-{run}-{index}"
             home.mkdir()
             register_chain(home, f"sqlite:///{home / 'annotate.db'}")
+            if (warm / "cache").exists():
+                shutil.copytree(warm / "cache", home / "cache")
             env = {key: value for key, value in os.environ.items() if not key.startswith("ANNOTATE_")}
-            env.update(ANNOTATE_HOME=str(home), **settings)
-            started = time.perf_counter()
+            env.update(ANNOTATE_HOME=str(home), **changes)
+            started, busy = time.perf_counter(), _busy_cpu_seconds()
             subprocess.run([ANNOTATE, "submit", str(folder), "--wait"], env=env, check=True, capture_output=True,
                            timeout=3600)
-            times[label].append(time.perf_counter() - started)
+            times[label].append((time.perf_counter() - started, _busy_cpu_seconds() - busy))
     count = sum(1 for _ in folder.iterdir())
-    for label, seconds in times.items():
+    for label, figures in times.items():
         name = f"default ({default_decode_workers()} workers)" if label == "default" else label
         print(f"`annotate submit` of {count} images, {name:33s}: "
-              + ", ".join(f"{s:.1f} s ({count / s:.1f} images/s)" for s in seconds))
-    default = sum(times["default"])
-    print(f"default is {sum(times['ANNOTATE_DECODE_WORKERS=1']) / default:.2f}x faster than one extraction worker, "
-          f"{sum(times['ANNOTATE_CHAIN_ENGINE=tensorflow']) / default:.2f}x faster than the chain on TensorFlow")
+              + ", ".join(f"{s:.1f} s ({count / s:.1f} images/s, {cpu:.1f} CPU-s)" for s, cpu in figures))
+    default = sum(s for s, _ in times["default"])
+    print(f"default is {sum(s for s, _ in times['ANNOTATE_DECODE_WORKERS=1']) / default:.2f}x faster than one "
+          f"extraction worker, {sum(s for s, _ in times['ANNOTATE_CHAIN_ENGINE=tensorflow']) / default:.2f}x "
+          "faster than the chain on TensorFlow"
+          + "".join(f", {sum(s for s, _ in times[label]) / default:.2f}x faster than {label}"
+                    for label in settings if label not in SUBMIT_SETTINGS))
 
 
 def free_port() -> int:
@@ -369,7 +396,9 @@ def service_vs_in_process(scratch_path: Path, args: argparse.Namespace) -> None:
         with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     print(f"per image: decode {costs['decode']:.1f} ms (--faces aligned); decode + detect + align "
-          f"{costs['detect']:.1f} ms (--faces detect, {costs['faces_per_image']:.2f} faces per image)")
+          f"{costs['detect']:.1f} ms (--faces detect, {costs['faces_per_image']:.2f} faces per image), MTCNN on "
+          f"XNNPACK (the default); with MTCNN on TensorFlow {costs['detect_tensorflow']:.1f} ms "
+          f"({costs['detect_tensorflow'] / costs['detect']:.2f}x)")
     (tf_wall, tf_cpu), (wall, cpu), (bf16_wall, bf16_cpu) = (
         costs["chain_tensorflow"], costs["chain"], costs["chain_bfloat16"])
     print(f"chain per face, wall / CPU ms: float32 on TensorFlow {tf_wall:.2f} / {tf_cpu:.2f}; float32 on XNNPACK "
@@ -421,6 +450,9 @@ def main() -> None:
     mode.add_argument("--submit", action="store_true", help="`annotate submit --wait`: default vs one worker")
     mode.add_argument("--start", action="store_true", help="detection workers' start and memory: fork server vs spawn")
     mode.add_argument("--exit", action="store_true", help="a process's exit after importing TensorFlow")
+    parser.add_argument("--against", type=Path, default=None,
+                        help="with --submit: also time the defaults on the code of this checkout (e.g. a `git "
+                             "worktree` of the previous commit), alternating with the others")
     args = parser.parse_args()
     if args.exit:
         exit_times()
@@ -433,7 +465,7 @@ def main() -> None:
         if args.ceiling:
             ceiling(scratch_path / "images")
         elif args.submit:
-            submit_times(scratch_path / "images", scratch_path)
+            submit_times(scratch_path / "images", scratch_path, args.against)
         elif args.start:
             worker_start(scratch_path / "images")
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -20,6 +21,16 @@ from db.session import make_engine, make_session_factory, transaction
 pytest_plugins = ("tests.object_store",)
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A home for the whole run, so nothing a test does (such as caching MTCNN's converted networks) lands in the
+    user's ``~/.annotate``; the ``settings`` fixture gives each test a home of its own on top."""
+    home = tmp_path_factory.mktemp("session-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ANNOTATE_HOME", str(home))
+        yield home
 
 
 @pytest.fixture

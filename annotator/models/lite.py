@@ -30,6 +30,16 @@ BATCH = 64
 """Faces per interpreter call: XNNPACK's fastest size here (256 at a time took half as long again a face)."""
 
 
+def tflite_model(function: Any, models: list[Any]) -> bytes:
+    """The concrete TensorFlow ``function``, which reads the weights of the Keras ``models``, converted to a
+    TensorFlow Lite model."""
+    tf = import_tensorflow()
+    weights = tf.Module()
+    # Tracked, the converter freezes their values into the model; untracked, it leaves them unset.
+    weights.read = [weight.value for model in models for weight in model.weights]
+    return tf.lite.TFLiteConverter.from_concrete_functions([function], weights).convert()
+
+
 class LiteChain:
     """``function`` (a concrete TensorFlow function of uint8 faces returning a dict of float32 outputs, reading the
     weights of ``models``) run by LiteRT's interpreter on ``threads`` cores, :data:`BATCH` faces a call; one call
@@ -38,12 +48,7 @@ class LiteChain:
     def __init__(self, function: Any, models: list[Any], threads: int) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
-        tf = import_tensorflow()
-        weights = tf.Module()
-        # Tracked, the converter freezes their values into the model; untracked, it leaves them unset.
-        weights.read = [weight.value for model in models for weight in model.weights]
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([function], weights)
-        self._interpreter = Interpreter(model_content=converter.convert(), num_threads=threads)
+        self._interpreter = Interpreter(model_content=tflite_model(function, models), num_threads=threads)
         runner = self._interpreter.get_signature_runner(_SIGNATURE)
         (self._input,) = (details["index"] for details in runner.get_input_details().values())
         self._outputs = {name: details["index"] for name, details in runner.get_output_details().items()}

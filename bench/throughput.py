@@ -19,10 +19,10 @@ Both use the same untrained chain (the cost does not depend on the weights) and 
 --ceiling replaces inference with nothing: the data path alone (what a worker sees with an infinitely fast GPU),
 in both face modes, with 1, 2, ... N extraction workers as threads and as processes; each rate and its ratio to
 one worker of its kind.
---submit times `annotate submit ./photos --wait` as a new user runs it (no broker, default face mode, a fresh
-home each time, holding what a first job leaves in the home's cache) with the defaults, with
-ANNOTATE_DECODE_WORKERS=1 and with ANNOTATE_CHAIN_ENGINE=tensorflow, twice each, alternating, each with the
-CPU-seconds the whole machine spent meanwhile; --against DIR adds the defaults on the code of the checkout DIR.
+--submit times `annotate submit ./photos --wait` as a new user runs it (no broker, default face mode, a home
+each time as a first job left it) with the defaults, with ANNOTATE_DECODE_WORKERS=1 and with
+ANNOTATE_CHAIN_ENGINE=tensorflow, twice each, alternating, each with the CPU-seconds the whole machine spent
+meanwhile; --against DIR adds the defaults on the code of the checkout DIR.
 --start starts N detection workers (one per CPU) forked by the pool's fork server, then spawned one by one as the
 pool did before it, and prints the seconds and machine-wide CPU-seconds until they have searched their first
 photos and the memory (PSS) of every process they added, with the ratios.
@@ -297,7 +297,8 @@ def submit_times(folder: Path, scratch: Path, against: Path | None = None, round
     settings = dict(SUBMIT_SETTINGS)
     if against is not None:
         settings[f"the code of {against}"] = {"PYTHONPATH": str(against.resolve())}
-    # What a user's every job after the first finds in the home: MTCNN's networks converted for XNNPACK.
+    # What a user's every job after the first finds in the home: the chain and MTCNN's networks converted for
+    # XNNPACK, the models registered and a first job recorded.
     warm = scratch / "warm-home"
     warm.mkdir()
     register_chain(warm, f"sqlite:///{warm / 'annotate.db'}")
@@ -307,10 +308,7 @@ def submit_times(folder: Path, scratch: Path, against: Path | None = None, round
     for run in range(rounds):
         for index, (label, changes) in enumerate(settings.items()):
             home = scratch / f"home-{run}-{index}"
-            home.mkdir()
-            register_chain(home, f"sqlite:///{home / 'annotate.db'}")
-            if (warm / "cache").exists():
-                shutil.copytree(warm / "cache", home / "cache")
+            shutil.copytree(warm, home)
             env = {key: value for key, value in os.environ.items() if not key.startswith("ANNOTATE_")}
             env.update(ANNOTATE_HOME=str(home), **changes)
             started, busy = time.perf_counter(), _busy_cpu_seconds()

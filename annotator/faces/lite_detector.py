@@ -16,7 +16,6 @@ written or read is converted again, never an error.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable, Sequence
 from importlib.metadata import version
@@ -25,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from annotator.models.lite import tflite_model, xnnpack_applies
+from annotator.models.lite import cached_model, tflite_model, xnnpack_applies
 from annotator.settings import home_from_env
 from annotator.tf_runtime import import_tensorflow, silenced_stderr
 
@@ -86,25 +85,6 @@ def cache_folder() -> Path:
     return home_from_env() / "cache" / f"mtcnn-{version('mtcnn')}-tensorflow-{tf.__version__}"
 
 
-def _cached_model(path: Path, smallest_input: tuple[int, ...], convert: Callable[[], bytes]) -> LiteStage:
-    try:
-        return LiteStage(path.read_bytes(), smallest_input)
-    except FileNotFoundError:
-        pass
-    except Exception as error:  # noqa: BLE001 - a truncated or foreign file: convert again
-        log.warning("Converting MTCNN's %s again: its cached model %s did not load (%s).", path.stem, path, error)
-    model = convert()
-    stage = LiteStage(model, smallest_input)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.partial")
-        partial.write_bytes(model)
-        os.replace(partial, path)  # whole or not at all, whichever process writes it last
-    except OSError as error:
-        log.warning("MTCNN's converted networks are not cached (%s): each process converts them again.", error)
-    return stage
-
-
 def xnnpack_stages(models: Sequence[Any], compile_model: Callable[[Any, int], Any]) -> list[LiteStage] | None:
     """MTCNN's networks (the Keras ``models`` of PNet, RNet and ONet) for XNNPACK, from the cache or converted from
     ``compile_model(model, index)`` (their concrete functions); None where XNNPACK does not apply or TensorFlow Lite
@@ -113,8 +93,9 @@ def xnnpack_stages(models: Sequence[Any], compile_model: Callable[[Any, int], An
         return None
     folder = cache_folder()
     try:
-        return [_cached_model(folder / f"{name}.tflite", smallest,
-                              lambda model=model, index=index: tflite_model(compile_model(model, index), [model]))
+        return [cached_model(folder / f"{name}.tflite", lambda model, smallest=smallest: LiteStage(model, smallest),
+                             lambda model=model, index=index: tflite_model(compile_model(model, index), [model]),
+                             f"MTCNN's {name}")
                 for index, (name, model, smallest) in enumerate(zip(STAGE_NAMES, models, _SMALLEST_INPUTS, strict=True))]
     except Exception as error:  # noqa: BLE001 - the converter raises ConverterError, ValueError, RuntimeError
         log.warning("MTCNN runs on TensorFlow: TensorFlow Lite could not convert it (%s: %s).",

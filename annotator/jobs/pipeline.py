@@ -29,7 +29,7 @@ from annotator.faces.pool import extract_images
 from annotator.faces.quality import quality_rows
 from annotator.images.decoding import ReasonCode
 from annotator.jobs.leases import Lease, LeaseKeeper, finish_chunk, take_chunk
-from annotator.models.chain import LoadedModel, load_chain, run_chain
+from annotator.models.chain import LoadedModel, load_chain, prepare_chain, run_chain
 from annotator.models.provenance import precision_extra
 from annotator.models.specs import OutputKind
 from annotator.settings import DEFAULT_CHAIN_ENGINE, DEFAULT_PRECISION, Settings
@@ -208,8 +208,13 @@ class FaceBatches:
             self._waiting = []
 
     def chain(self) -> list[LoadedModel]:
-        """The loaded models the faces run through."""
+        """The models the faces run through."""
         return load_chain(self.chain_versions, self.home, precision=self.precision)
+
+    def prepare(self) -> None:
+        """Make the chain ready to run (once per process): its converted model from the home's cache, or its
+        models loaded and compiled."""
+        prepare_chain(self.chain(), self.engine)
 
     def outputs(self) -> dict[str, np.ndarray]:
         """Every model's outputs for every face added, in order."""
@@ -260,7 +265,7 @@ def _annotate(factory: sessionmaker[Session], settings: Settings, lease: Lease) 
     extracted_images = extract_images(items, options, max_pixels=settings.max_image_pixels,
                                       workers=settings.decode_workers)
     try:
-        found.chain()  # load the models (once per process) while the first images are being extracted
+        found.prepare()  # once per process, while the first images are being extracted
         for member, extracted in zip(members, extracted_images):
             if member.phash is None and extracted.phash is not None:
                 hashed.append({"id": member.image_id, "phash": extracted.phash})

@@ -1,35 +1,59 @@
 """Run the gender-then-attributes chain on a batch of canonical faces.
 
 Models are loaded once per process and cached by the ids and hashes of their versions, and the whole chain is
-compiled into one function (:mod:`annotator.models.graph`); TensorFlow is imported only when the first chain is
-loaded, so importing this module stays cheap and fork-safe.
+compiled into one function (:mod:`annotator.models.graph`); TensorFlow is imported only when a chain is first
+compiled, so importing this module stays cheap and fork-safe.
+
+Where a float32 chain runs on XNNPACK (:mod:`annotator.models.lite`), its converted model is kept under
+``ANNOTATE_HOME/cache``, named by the hashes of the model files, their channel orders and the code that builds
+the graph: a later process runs the chain from that file without loading Keras or, where no GPU driver is
+installed, importing TensorFlow.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import hashlib
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from annotator.models.graph import ChainGraph, in_precision
+from annotator.models.lite import lite_chain, xnnpack_applies, xnnpack_applies_early
 from annotator.models.specs import ModelSpec, OutputKind, get_spec
 from annotator.models.store import CHANNEL_ORDER_BGR, CHANNEL_ORDER_RGB, load_keras_model
-from annotator.settings import DEFAULT_CHAIN_ENGINE, DEFAULT_PRECISION
+from annotator.settings import DEFAULT_CHAIN_ENGINE, DEFAULT_PRECISION, home_from_env
 from db.models import ModelVersion
+
+_GRAPH_CODE = ("graph.py", "lite.py", "specs.py")
+"""The modules whose code decides what a converted chain computes: a change to one converts chains again."""
 
 
 @dataclass(frozen=True, eq=False)
 class LoadedModel:
-    """A model of the chain, ready to run, with the version it came from."""
+    """A model of the chain, ready to run, with the version it came from; its Keras model is loaded on first use
+    (``keras()``), which a chain run from its converted model never needs."""
 
     spec: ModelSpec
     version_id: int
     label: str
-    model: Any  # a Keras model, in the precision it was loaded for
+    keras: Callable[[], Any]  # the Keras model, in the precision it runs in
     channel_order: str = CHANNEL_ORDER_RGB
+    sha256: str | None = None  # of the stored file; None for a model held only in memory
+    precision: str = DEFAULT_PRECISION
+    _loaded: list[Any] = field(default_factory=list, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def model(self) -> Any:
+        """The Keras model, loaded once."""
+        with self._lock:
+            if not self._loaded:
+                self._loaded.append(self.keras())
+            return self._loaded[0]
 
     @property
     def member(self) -> tuple[ModelSpec, Any, bool]:
@@ -40,19 +64,34 @@ class LoadedModel:
 _models: dict[tuple[str, tuple[tuple[int, str], ...]], list[LoadedModel]] = {}
 # Keyed by the models themselves (compared by identity), which the key keeps alive: an id could be reused.
 _graphs: dict[tuple[bool, bool, tuple[LoadedModel, ...]], ChainGraph] = {}
+_uint8_runners: dict[tuple[str, tuple[LoadedModel, ...]], Callable[[np.ndarray], dict[str, np.ndarray]]] = {}
 
 
 def load_chain(versions: Sequence[ModelVersion], home: Path, *, precision: str = DEFAULT_PRECISION) -> list[LoadedModel]:
-    """Load (once per process) the models of ``versions``, given in chain order, from the store under ``home``,
-    to run in ``precision`` (``float32``, ``bfloat16`` or ``float16``)."""
+    """The models of ``versions``, given in chain order, from the store under ``home``, to run in ``precision``
+    (``float32``, ``bfloat16`` or ``float16``); the same objects for the same versions throughout a process."""
     key = (precision, tuple((v.id, v.sha256) for v in versions))
     if key not in _models:
         _models[key] = [
-            LoadedModel(get_spec(v.name), v.id, v.label, in_precision(load_keras_model(v, home), precision),
-                        v.input_spec.get("channel_order", CHANNEL_ORDER_RGB))
+            LoadedModel(get_spec(v.name), v.id, v.label,
+                        lambda v=v: in_precision(load_keras_model(v, home), precision),
+                        v.input_spec.get("channel_order", CHANNEL_ORDER_RGB), v.sha256, precision)
             for v in versions
         ]
     return _models[key]
+
+
+def converted_chain_path(chain: Sequence[LoadedModel]) -> Path | None:
+    """Where ``chain`` is kept converted for XNNPACK, or None for a chain that is not (one in another precision
+    than float32, or with a model held only in memory)."""
+    if any(model.sha256 is None or model.precision != DEFAULT_PRECISION for model in chain):
+        return None
+    digest = hashlib.sha256()
+    for name in _GRAPH_CODE:
+        digest.update(Path(__file__).with_name(name).read_bytes())
+    for model in chain:
+        digest.update(f"{model.spec.name}:{model.sha256}:{model.channel_order}\n".encode())
+    return home_from_env() / "cache" / f"chain-{digest.hexdigest()[:32]}.tflite"
 
 
 def _graph(chain: Sequence[LoadedModel], *, gender_given: bool, xnnpack: bool = True) -> ChainGraph:
@@ -62,11 +101,34 @@ def _graph(chain: Sequence[LoadedModel], *, gender_given: bool, xnnpack: bool = 
     return _graphs[key]
 
 
+def _new_uint8_runner(chain: Sequence[LoadedModel], engine: str) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
+    path = converted_chain_path(chain) if engine == "xnnpack" else None
+    if path is None:
+        return _graph(chain, gender_given=False, xnnpack=engine == "xnnpack")
+    if not (xnnpack_applies_early() or xnnpack_applies()):
+        return _graph(chain, gender_given=False, xnnpack=False)
+    converted = lite_chain(path, lambda: _graph(chain, gender_given=False, xnnpack=False).lite_model())
+    return converted or _graph(chain, gender_given=False, xnnpack=False)
+
+
+def prepare_chain(chain: Sequence[LoadedModel], engine: str = DEFAULT_CHAIN_ENGINE
+                  ) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
+    """What runs uint8 faces through ``chain`` on ``engine`` (see ``CHAIN_ENGINES``), made once per process: the
+    converted model kept in the home's cache (loaded, or converted and kept), or the compiled graph."""
+    key = (engine, tuple(chain))
+    if key not in _uint8_runners:
+        _uint8_runners[key] = _new_uint8_runner(chain, engine)
+    return _uint8_runners[key]
+
+
 def run_chain(chain: Sequence[LoadedModel], faces: np.ndarray, *,
               engine: str = DEFAULT_CHAIN_ENGINE) -> dict[str, np.ndarray]:
     """Outputs of every model for ``faces`` (n, 120, 120, 3), uint8 or float in 0..1: gender (n, 2), each
     attribute (n,); one compiled call per batch, on ``engine`` where it applies (see ``CHAIN_ENGINES``)."""
-    return _graph(chain, gender_given=False, xnnpack=engine == "xnnpack")(faces)
+    faces = np.asarray(faces)
+    if faces.dtype == np.uint8:
+        return prepare_chain(chain, engine)(faces)
+    return _graph(chain, gender_given=False)(faces)
 
 
 def predict_attribute(model: LoadedModel, faces: np.ndarray, gender: np.ndarray | None) -> np.ndarray:

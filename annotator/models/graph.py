@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from annotator.models.lite import LiteChain, convert_for_xnnpack, xnnpack_applies
+from annotator.models.lite import LiteChain, lite_chain, tflite_model, xnnpack_applies
 from annotator.models.specs import FACE_SIZE, ModelSpec, OutputKind
 from annotator.settings import DEFAULT_PRECISION
 from annotator.tf_runtime import import_tensorflow
@@ -127,6 +127,11 @@ class ChainGraph:
             self._functions[dtype.name] = call
         return self._functions[dtype.name]
 
+    def lite_model(self) -> bytes:
+        """The function of uint8 faces as a TensorFlow Lite model, for XNNPACK."""
+        models = [model for _, model, _ in self.members]
+        return tflite_model(self._function(self.tf.uint8).get_concrete_function(), models)
+
     def _lite_chain(self) -> LiteChain | None:
         """The uint8 function run by XNNPACK (:mod:`annotator.models.lite`), where that applies."""
         with self._lite_lock:
@@ -135,7 +140,7 @@ class ChainGraph:
                 models = [model for _, model, _ in self.members]
                 if self._xnnpack and not self.gender_given and all(map(_computes_in_float32, models)) \
                         and xnnpack_applies():
-                    self._lite = convert_for_xnnpack(self._function(self.tf.uint8).get_concrete_function(), models)
+                    self._lite = lite_chain(None, self.lite_model)
             return self._lite
 
     def _runner(self, dtype: Any) -> Callable[..., dict[str, np.ndarray]]:

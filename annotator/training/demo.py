@@ -62,7 +62,7 @@ def evaluate_demo_models(results: list[TrainingResult], *, n: int = 500, seed: i
     Regressors get the trained gender model's probabilities, exactly as in the service's chain.
     """
     held_out = generate_portraits(n, seed)
-    chain = [LoadedModel(r.spec, 0, f"{r.spec.name}@demo", r.model) for r in results]
+    chain = [LoadedModel(r.spec, 0, f"{r.spec.name}@demo", lambda model=r.model: model) for r in results]
     outputs = run_chain(chain, held_out.faces)
     metrics: dict[str, float | bool] = {
         "gender_accuracy": float(np.mean(outputs["gender"].argmax(axis=1) == held_out.gender))}

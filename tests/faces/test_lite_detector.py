@@ -84,7 +84,7 @@ def test_an_unwritable_cache_only_costs_a_conversion(fresh_detector, tmp_path, m
     with caplog.at_level(logging.WARNING):
         assert detect_faces(astronaut(), DETECTED_FACES)
     assert _engines() == {LiteStage}
-    assert "are not cached" in caplog.text
+    assert "MTCNN's pnet is not cached" in caplog.text
 
 
 def test_a_network_tensorflow_lite_cannot_convert_runs_on_tensorflow(fresh_detector, monkeypatch, caplog):

@@ -11,9 +11,9 @@ wherever it has wheels), unless ``ANNOTATE_CHAIN_ENGINE=tensorflow``. A GPU host
 host-to-device copy a batch), and so do bfloat16 and float16, which run on oneDNN's or the GPU's own formats. A
 chain TensorFlow Lite cannot convert runs on TensorFlow, with a warning saying why.
 
-Converted models are kept under ``ANNOTATE_HOME/cache`` (:func:`cached_model`), so only a home's first command
-converts them; a later one loads them without importing TensorFlow at all, where :func:`xnnpack_applies_early`
-can tell that XNNPACK applies without asking TensorFlow.
+Converted models (the chain's, MTCNN's) are kept under ``ANNOTATE_HOME/cache`` (:func:`cached_model`), so only a
+home's first command converts them. A later one loads the chain without importing TensorFlow where
+:func:`xnnpack_applies_early` can tell that XNNPACK applies without asking TensorFlow.
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ from annotator.tf_runtime import import_tensorflow, silenced_stderr
 log = logging.getLogger(__name__)
 _SIGNATURE = "serving_default"
 _GPU_SIGNS = (Path("/proc/driver/nvidia/gpus"), Path("/dev/kfd"))  # NVIDIA's driver; AMD's ROCm
-Loaded = TypeVar("Loaded")
 KEPT_CHAINS = 8
 """Converted chains a home keeps (about 19 MB each for the seed architectures): the ones used last."""
 BATCH = 64
 """Faces per interpreter call: XNNPACK's fastest size here (256 at a time took half as long again a face)."""
+Loaded = TypeVar("Loaded")
 
 
 def tflite_model(function: Any, models: list[Any]) -> bytes:

@@ -13,9 +13,9 @@ installed, importing TensorFlow.
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -44,16 +44,11 @@ class LoadedModel:
     channel_order: str = CHANNEL_ORDER_RGB
     sha256: str | None = None  # of the stored file; None for a model held only in memory
     precision: str = DEFAULT_PRECISION
-    _loaded: list[Any] = field(default_factory=list, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    @property
+    @cached_property
     def model(self) -> Any:
         """The Keras model, loaded once."""
-        with self._lock:
-            if not self._loaded:
-                self._loaded.append(self.keras())
-            return self._loaded[0]
+        return self.keras()
 
     @property
     def member(self) -> tuple[ModelSpec, Any, bool]:
@@ -103,12 +98,12 @@ def _graph(chain: Sequence[LoadedModel], *, gender_given: bool, xnnpack: bool = 
 
 def _new_uint8_runner(chain: Sequence[LoadedModel], engine: str) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
     path = converted_chain_path(chain) if engine == "xnnpack" else None
-    if path is None:
-        return _graph(chain, gender_given=False, xnnpack=engine == "xnnpack")
-    if not (xnnpack_applies_early() or xnnpack_applies()):
-        return _graph(chain, gender_given=False, xnnpack=False)
-    converted = lite_chain(path, lambda: _graph(chain, gender_given=False, xnnpack=False).lite_model())
-    return converted or _graph(chain, gender_given=False, xnnpack=False)
+    if path is not None and (xnnpack_applies_early() or xnnpack_applies()):
+        converted = lite_chain(path, lambda: _graph(chain, gender_given=False, xnnpack=False).lite_model())
+        if converted is not None:
+            return converted
+    # A chain that is not kept (in memory, or not float32) lets its graph decide; a kept one was tried already.
+    return _graph(chain, gender_given=False, xnnpack=path is None and engine == "xnnpack")
 
 
 def prepare_chain(chain: Sequence[LoadedModel], engine: str = DEFAULT_CHAIN_ENGINE

@@ -8,6 +8,7 @@ upper lip 62, of the lower lip 66).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +19,37 @@ JAW = slice(0, 17)
 BROWS = slice(17, 27)
 INNER_LIP_TOP, INNER_LIP_BOTTOM, MOUTH_LEFT, MOUTH_RIGHT = 62, 66, 60, 64
 CHIN = 8
+
+
+def _mirror_order() -> np.ndarray:
+    pairs = [(i, 16 - i) for i in range(8)]  # jaw
+    pairs += [(17, 26), (18, 25), (19, 24), (20, 23), (21, 22)]  # brows
+    pairs += [(31, 35), (32, 34)]  # nostrils; the bridge 27-30 and the tip 33 stay
+    pairs += [(36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46)]  # eyes: corners, lids
+    pairs += [(48, 54), (49, 53), (50, 52), (55, 59), (56, 58)]  # outer lips; 51 and 57 stay
+    pairs += [(60, 64), (61, 63), (65, 67)]  # inner lips; 62 and 66 stay
+    order = np.arange(68)
+    for left, right in pairs:
+        order[left], order[right] = right, left
+    return order
+
+
+MIRROR_ORDER = _mirror_order()
+"""Point ``i`` of a face is point ``MIRROR_ORDER[i]`` of the same face mirrored left to right."""
+
+
+def unmirrored(points: np.ndarray, width: int) -> np.ndarray:
+    """68 points fitted on a view mirrored left to right, in the view's own coordinates and point order."""
+    back = np.array(points, np.float64)[MIRROR_ORDER]
+    back[:, 0] = width - 1 - back[:, 0]
+    return back
+
+
+def median_measure(fits: np.ndarray, measure: Callable[[np.ndarray], float]) -> float:
+    """The median of ``measure`` over several fits (k, 68, 2) of one face's points, NaN when none gives one."""
+    values = np.array([measure(points) for points in fits])
+    finite = values[np.isfinite(values)]
+    return float(np.median(finite)) if len(finite) else float("nan")
 
 
 @dataclass(frozen=True)

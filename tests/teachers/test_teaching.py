@@ -152,3 +152,14 @@ def test_the_landmark_fits_of_a_face_and_of_its_mirror_image_agree() -> None:
     # Each fit lands every point within a few pixels of the fits' median: the mirrored ones too, so they came back
     # in the view's coordinates and point order (read in the mirror's order, the eye corners sit ~70 pixels off).
     assert np.abs(fits - centre).max() < 6.0
+
+
+def test_the_gender_teacher_reads_a_face_and_its_mirror_image_alike() -> None:
+    photo = astronaut()
+    (face,) = detect_faces(photo, DETECTED_FACES)
+    view = detected_view(photo, face.landmarks).pixels
+    teachers = load_teachers()
+    female = teachers.female_probability(view)
+    assert female > 0.9
+    # Its chip is symmetric about the view's middle and averaged with its mirror image: a mirrored face reads alike.
+    assert teachers.female_probability(np.ascontiguousarray(view[:, ::-1])) == pytest.approx(female, abs=1e-6)

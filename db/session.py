@@ -73,8 +73,27 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+def _raised_while_interrupted(error: BaseException) -> bool:
+    """True when ``error`` was raised while a Ctrl-C was being handled."""
+    seen: BaseException | None = error.__context__
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+        seen = seen.__context__
+    return False
+
+
 @contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """A session that commits on success and rolls back on error."""
-    with factory() as session, session.begin():
-        yield session
+    """A session that commits on success and rolls back on error.
+
+    A Ctrl-C that lands while the database is answering leaves the connection mid-query, and the rollback then
+    fails with a database error that would hide the Ctrl-C (and be taken for a lost server and tried again): the
+    Ctrl-C is raised instead."""
+    try:
+        with factory() as session, session.begin():
+            yield session
+    except Exception as error:
+        if _raised_while_interrupted(error):
+            raise KeyboardInterrupt from error
+        raise

@@ -88,8 +88,7 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session that commits on success and rolls back on error.
 
     A Ctrl-C that lands while the database is answering leaves the connection mid-query, and the rollback then
-    fails with a database error that would hide the Ctrl-C (and be taken for a lost server and tried again): the
-    Ctrl-C is raised instead."""
+    fails with a database error that would hide the Ctrl-C: the Ctrl-C is raised instead, that error its cause."""
     try:
         with factory() as session, session.begin():
             yield session

@@ -160,7 +160,13 @@ def test_a_submit_interrupted_while_recording_is_resumed_by_the_same_submit(fact
     folder = photos(1200, 16)  # small files, small chunks: recording takes seconds
     workers.start("w1")
     command = [ANNOTATE, "submit", str(folder), "--faces", "aligned", "--chunk-size", "10"]
-    first = subprocess.Popen(command, env=service_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # A shell ignores Ctrl-C in the commands it starts in the background (`.ci/run &`), and children inherit that:
+    # handled here while the submit starts, Ctrl-C reaches it as it would from a terminal.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        first = subprocess.Popen(command, env=service_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     deadline = time.monotonic() + 120
     while True:
         with factory() as session:
@@ -171,10 +177,11 @@ def test_a_submit_interrupted_while_recording_is_resumed_by_the_same_submit(fact
         time.sleep(0.01)
     first.send_signal(signal.SIGINT)  # Ctrl-C in the middle of recording
     first.wait(timeout=60)
+    output = first.stdout.read().decode()
     with factory() as session:
         job = session.scalar(select(Job))
         members = session.scalar(select(func.count()).select_from(JobImage))
-    assert job.status == "interrupted" and members < 1200
+    assert job.status == "interrupted" and members < 1200, (job.status, members, first.returncode, output)
     started = time.monotonic()
     second = subprocess.run([*command, "--wait"], env=service_env, capture_output=True, text=True, timeout=300,
                             check=False)

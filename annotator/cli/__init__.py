@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import click
 
+from annotator.cli.common import stop_like_ctrl_c
 from annotator.cli.db import db
 from annotator.cli.exports import export
 from annotator.cli.inspection import example, report, show
@@ -18,8 +19,11 @@ from annotator.cli.worker import worker
 
 @click.group()
 @click.version_option(package_name="annotate")
-def main() -> None:
+@click.pass_context
+def main(context: click.Context) -> None:
     """Annotate folders of face images with a chain of Keras models; export labelled training sets."""
+    if context.invoked_subcommand != "worker":  # a worker keeps Celery's warm shutdown
+        context.call_on_close(stop_like_ctrl_c())
 
 
 for command in (submit, reannotate, status, jobs, export, labels, show, report, teach, models, train, example,

@@ -155,8 +155,8 @@ def test_a_worker_stopped_with_sigterm_hands_its_chunks_back_at_once(factory, wo
     assert stopped < 30
 
 
-def test_a_submit_interrupted_while_recording_is_resumed_by_the_same_submit(factory, workers, service_env, photos,
-                                                                              tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_submit_stopped_while_recording_is_resumed_by_the_same_submit(factory, workers, service_env, photos, stop):
     folder = photos(1200, 16)  # small files, small chunks: recording takes seconds
     workers.start("w1")
     command = [ANNOTATE, "submit", str(folder), "--faces", "aligned", "--chunk-size", "10"]
@@ -175,7 +175,7 @@ def test_a_submit_interrupted_while_recording_is_resumed_by_the_same_submit(fact
             break
         assert time.monotonic() < deadline and first.poll() is None, first.stdout.read().decode()
         time.sleep(0.01)
-    first.send_signal(signal.SIGINT)  # Ctrl-C in the middle of recording
+    first.send_signal(stop)  # Ctrl-C, or `kill`, in the middle of recording
     first.wait(timeout=60)
     output = first.stdout.read().decode()
     with factory() as session:

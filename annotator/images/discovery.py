@@ -76,8 +76,15 @@ def hash_location(location: str | Path, size: int | None = None) -> tuple[str, i
 
 
 def iter_files(root: Path) -> Iterator[Path]:
-    """Every non-hidden file below ``root`` in a stable order; symlinked folders are not followed."""
-    for folder, subfolders, files in os.walk(root):
+    """Every non-hidden file below ``root`` in a stable order. Symlinked folders are followed, each real folder
+    once: a link that loops back, or a second link to the same folder, adds nothing."""
+    walked: set[str] = set()
+    for folder, subfolders, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in walked:
+            subfolders[:] = []
+            continue
+        walked.add(real)
         subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
         for name in sorted(files):
             if not name.startswith("."):

@@ -124,6 +124,21 @@ def test_discovery_goes_by_content(tmp_path):
                                                        "empty.png": ReasonCode.NOT_AN_IMAGE}
 
 
+def test_discovery_follows_symlinked_folders_once(tmp_path):
+    for name, shade in (("male", 1), ("female", 2)):
+        (tmp_path / "store" / name).mkdir(parents=True)
+        solid("RGB", (shade, shade, shade)).save(tmp_path / "store" / name / "a.png")
+    submitted = tmp_path / "submitted"
+    submitted.mkdir()
+    (submitted / "men").symlink_to(tmp_path / "store" / "male")
+    (submitted / "women").symlink_to(tmp_path / "store" / "female")
+    (submitted / "women again").symlink_to(tmp_path / "store" / "female")
+    (tmp_path / "store" / "male" / "loop").symlink_to(submitted)
+    found, failures = discover(submitted)
+    assert [str(f.path.relative_to(submitted)) for f in found] == ["men/a.png", "women/a.png"]
+    assert failures == []
+
+
 @pytest.mark.parametrize("head, expected", [
     (b"\xff\xd8\xff\xe0", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF89a", "GIF"), (b"BM\x00\x00", "BMP"),
     (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"RIFF\x00\x00\x00\x00WEBPVP8 ", "WEBP"), (b"P6\n", "PPM"),

@@ -104,7 +104,7 @@ def reannotate(job_id: int | None, wait: bool, chunk_size: int | None, queue: st
 
 def format_summary(summary: JobSummary) -> str:
     """One line per job: status, face mode, counts, time and source."""
-    return (f"job {summary.id:<5} {summary.status:<9} {summary.face_mode:<8} total {summary.total:<7} "
+    return (f"job {summary.id:<5} {summary.status:<11} {summary.face_mode:<8} total {summary.total:<7} "
             f"done {summary.done:<7} skipped {summary.skipped:<6} failed {summary.failed:<6} "
             f"pending {summary.pending:<6} faces {summary.faces:<7} {summary.elapsed_seconds:7.1f}s  {summary.source}")
 

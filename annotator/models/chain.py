@@ -1,7 +1,7 @@
 """Run the gender-then-attributes chain on a batch of canonical faces.
 
-Models are loaded once per process and cached by the ids and hashes of their versions, and the whole chain is
-compiled into one function (:mod:`annotator.models.graph`); TensorFlow is imported only when a chain is first
+Models are loaded once per process and cached by the ids and hashes of their versions (the few chains used last),
+and the whole chain is compiled into one function (:mod:`annotator.models.graph`); TensorFlow is imported only when a chain is first
 compiled, so importing this module stays cheap and fork-safe.
 
 Where a float32 chain runs on XNNPACK (:mod:`annotator.models.lite`), its converted model is kept under
@@ -13,6 +13,7 @@ installed, importing TensorFlow.
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -56,24 +57,49 @@ class LoadedModel:
         return self.spec, self.model, self.channel_order == CHANNEL_ORDER_BGR
 
 
-_models: dict[tuple[str, tuple[tuple[int, str], ...]], list[LoadedModel]] = {}
+KEPT_CHAINS = 4
+"""Chains a process keeps ready, most recently used first: the active chain, the ones jobs recorded before an
+activation still name, and the single models ``predict_attribute`` runs. Older ones are let go, so a worker that
+lives through many retrained chains (or a test session that makes one per test) does not grow without bound."""
+
+
+class _Recent(OrderedDict[Any, Any]):
+    """A mapping that keeps only its :data:`KEPT_CHAINS` most recently used keys."""
+
+    def made(self, key: Any, make: Callable[[], Any]) -> Any:
+        """The value of ``key``, made now if it is not kept; ``key`` becomes the most recent."""
+        if key in self:
+            self.move_to_end(key)
+        else:
+            self[key] = make()
+            while len(self) > KEPT_CHAINS:
+                self.popitem(last=False)
+        return self[key]
+
+
+_models = _Recent()
 # Keyed by the models themselves (compared by identity), which the key keeps alive: an id could be reused.
-_graphs: dict[tuple[bool, bool, tuple[LoadedModel, ...]], ChainGraph] = {}
-_uint8_runners: dict[tuple[str, tuple[LoadedModel, ...]], Callable[[np.ndarray], dict[str, np.ndarray]]] = {}
+# Each value holds what was made for that chain: its compiled graphs and what runs uint8 faces through it.
+_made = _Recent()
 
 
 def load_chain(versions: Sequence[ModelVersion], home: Path, *, precision: str = DEFAULT_PRECISION) -> list[LoadedModel]:
     """The models of ``versions``, given in chain order, from the store under ``home``, to run in ``precision``
-    (``float32``, ``bfloat16`` or ``float16``); the same objects for the same versions throughout a process."""
+    (``float32``, ``bfloat16`` or ``float16``); the same objects for the same versions while they are kept."""
     key = (precision, tuple((v.id, v.sha256) for v in versions))
-    if key not in _models:
-        _models[key] = [
-            LoadedModel(get_spec(v.name), v.id, v.label,
-                        lambda v=v: in_precision(load_keras_model(v, home), precision),
-                        v.input_spec.get("channel_order", CHANNEL_ORDER_RGB), v.sha256, precision)
-            for v in versions
-        ]
-    return _models[key]
+    return _models.made(key, lambda: [  # type: ignore[no-any-return]
+        LoadedModel(get_spec(v.name), v.id, v.label,
+                    lambda v=v: in_precision(load_keras_model(v, home), precision),
+                    v.input_spec.get("channel_order", CHANNEL_ORDER_RGB), v.sha256, precision)
+        for v in versions
+    ])
+
+
+def _made_for(chain: Sequence[LoadedModel], variant: tuple[Any, ...], make: Callable[[], Any]) -> Any:
+    made = _made.made(tuple(chain), dict)
+    if variant not in made:
+        made[variant] = make()
+    return made[variant]
 
 
 def converted_chain_path(chain: Sequence[LoadedModel]) -> Path | None:
@@ -90,10 +116,8 @@ def converted_chain_path(chain: Sequence[LoadedModel]) -> Path | None:
 
 
 def _graph(chain: Sequence[LoadedModel], *, gender_given: bool, xnnpack: bool = True) -> ChainGraph:
-    key = (gender_given, xnnpack, tuple(chain))
-    if key not in _graphs:
-        _graphs[key] = ChainGraph([model.member for model in chain], gender_given=gender_given, xnnpack=xnnpack)
-    return _graphs[key]
+    return _made_for(chain, ("graph", gender_given, xnnpack),  # type: ignore[no-any-return]
+                     lambda: ChainGraph([model.member for model in chain], gender_given=gender_given, xnnpack=xnnpack))
 
 
 def _new_uint8_runner(chain: Sequence[LoadedModel], engine: str) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
@@ -110,10 +134,7 @@ def prepare_chain(chain: Sequence[LoadedModel], engine: str = DEFAULT_CHAIN_ENGI
                   ) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
     """What runs uint8 faces through ``chain`` on ``engine`` (see ``CHAIN_ENGINES``), made once per process: the
     converted model kept in the home's cache (loaded, or converted and kept), or the compiled graph."""
-    key = (engine, tuple(chain))
-    if key not in _uint8_runners:
-        _uint8_runners[key] = _new_uint8_runner(chain, engine)
-    return _uint8_runners[key]
+    return _made_for(chain, ("uint8", engine), lambda: _new_uint8_runner(chain, engine))  # type: ignore[no-any-return]
 
 
 def run_chain(chain: Sequence[LoadedModel], faces: np.ndarray, *,

@@ -1,12 +1,16 @@
 """The chain kept converted for XNNPACK in the home: named by what it computes, run later without Keras or
-TensorFlow, converted again when damaged, never an error when the home cannot keep it."""
+TensorFlow, converted again when damaged, never an error when the home cannot keep it; and the few chains a
+process keeps in memory."""
 
+import gc
 import json
 import logging
 import os
 import subprocess
 import sys
+import weakref
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -26,9 +30,8 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def fresh_process(monkeypatch):
     """Models and runners made anew in this test, as in a new process."""
-    monkeypatch.setattr(chain_module, "_models", {})
-    monkeypatch.setattr(chain_module, "_graphs", {})
-    monkeypatch.setattr(chain_module, "_uint8_runners", {})
+    monkeypatch.setattr(chain_module, "_models", chain_module._Recent())
+    monkeypatch.setattr(chain_module, "_made", chain_module._Recent())
 
 
 def _faces(count: int) -> np.ndarray:
@@ -166,3 +169,20 @@ def test_a_home_keeps_the_chains_used_last(factory, settings, untrained_chain, f
     run_chain(chain, _faces(2))
     kept = sorted(path.parent.iterdir())
     assert kept == sorted([mtcnn, path, *others[: lite.KEPT_CHAINS - 1]])
+
+
+def test_a_process_keeps_only_the_chains_it_used_last(fresh_process, settings):
+    def versions(number: int) -> list[SimpleNamespace]:
+        return [SimpleNamespace(id=number, sha256=f"{number:064x}", name="gender", label=f"gender-v{number}",
+                                input_spec={})]
+
+    first = load_chain(versions(0), settings.home)
+    gone = weakref.ref(first[0])
+    assert load_chain(versions(0), settings.home) is first  # the same objects while kept
+    for number in range(1, chain_module.KEPT_CHAINS + 1):
+        last = load_chain(versions(number), settings.home)
+    assert load_chain(versions(chain_module.KEPT_CHAINS), settings.home) is last
+    del first
+    gc.collect()
+    assert gone() is None  # the chain used longest ago was let go
+

@@ -6,6 +6,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from annotator.cli import main
+from annotator.models import chain as chain_module
 from annotator.models.store import stored_path
 from db.models import ModelVersion
 from tests.conftest import write_faces
@@ -25,7 +26,7 @@ def test_a_moved_home_still_annotates(settings, factory, untrained_chain, tmp_pa
     moved = tmp_path / "restored"
     shutil.move(settings.home, moved)
     monkeypatch.setenv("ANNOTATE_HOME", str(moved))
-    monkeypatch.setattr("annotator.models.chain._models", {})  # load from the files, as a new process would
+    monkeypatch.setattr(chain_module, "_models", chain_module._Recent())  # load from the files, as a new process would
     write_faces(tmp_path / "photos", 3)
     result = CliRunner().invoke(main, ["submit", str(tmp_path / "photos"), "--faces", "aligned"])
     assert result.exit_code == 0, result.output

@@ -50,8 +50,8 @@ def submit(source: str | None, from_list: str | None, wait: bool, chunk_size: in
                             chunk_size=chunk_size or settings.chunk_size, faces=faces,
                             queue=queue, on_progress=bar if wait and settings.eager else None)
     if job.resumed is not None:
-        click.echo(f"Resumed job {job.job_id}: its submit was interrupted after recording {job.resumed} of "
-                   f"{job.total} files.")
+        recorded = f"all {job.total}" if job.resumed == job.total else f"{job.resumed} of {job.total}"
+        click.echo(f"Resumed job {job.job_id}: its submit was interrupted after recording {recorded} files.")
     click.echo(f"Job {job.job_id}: {job.total} files, {len(job.chunks)} chunks, "
                f"{job.skipped} skipped, {job.failed} rejected before decoding (not images or unreadable).")
     if not job.chunks:
@@ -122,10 +122,13 @@ def print_summary(factory: sessionmaker[Session], job_id: int, show_stalled: boo
     click.echo(format_summary(summary))
     if summary.status == "interrupted":
         recorded = summary.done + summary.skipped + summary.failed + summary.pending
-        of = f"{recorded} of {summary.total} files" if summary.total > recorded else f"recording {recorded} files"
-        click.echo(f"  interrupted: the submit recording this job stopped after {of}; the recorded ones are still "
-                   f"annotated. Run `annotate submit {summary.source}` with the same options again to record the "
-                   f"rest, or `annotate jobs cancel {job_id}`.")
+        if summary.total > recorded:
+            what = (f"the submit recording this job stopped after {recorded} of {summary.total} files; with a "
+                    "broker the recorded ones are still annotated")
+        else:
+            what = f"the submit running this job here (no broker) stopped with {summary.pending} images to go"
+        click.echo(f"  interrupted: {what}. Run `annotate submit {summary.source}` with the same options again to "
+                   f"finish it (what is done is skipped), or `annotate jobs cancel {job_id}`.")
     for chunk in stalled:
         beat = f"last heartbeat {chunk.heartbeat_at:%H:%M:%S}" if chunk.heartbeat_at else "no heartbeat"
         click.echo(f"  stalled chunk {chunk.chunk}: taken by {chunk.worker} at {chunk.started_at:%H:%M:%S}, {beat}, "

@@ -1,12 +1,12 @@
-"""Create a job from a folder, an object store prefix or a list: hash its images, skip finished work, split the
-rest into chunks. Recording one chunk at a time, with resume after an interrupted submit, is in ``recording``."""
+"""What a job is made of: its row, its members (hashed images, finished work skipped) and its chunks, recorded
+batch by batch by a :class:`Recorder`. Recording a whole source, with resume after an interrupted submit, is in
+``recording``."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from annotator.faces.modes import FaceOptions
 from annotator.images.discovery import Discovered, Rejected
-from annotator.jobs.inputs import ImageSource, as_source, first_batch
+from annotator.jobs.inputs import ImageSource
 from annotator.jobs.pipeline import finish_job_if_complete
 from annotator.jobs.staleness import ChainVersions
 from annotator.models.store import active_chain_versions
@@ -213,17 +213,3 @@ def start_recording(session: Session, source: ImageSource, chunk_size: int, face
     job = new_job(session, source.name, faces, versions, chunk_size=chunk_size, total=source.size or 0,
                   status=JobStatus.RECORDING, queue=queue)
     return Recorder(job.id, chunk_size, ChainVersions.of(versions), faces.method, expected=source.size or 0)
-
-
-def create_job(session: Session, source: ImageSource | str | Path, *, chunk_size: int, faces: FaceOptions,
-               queue: str = DEFAULT_QUEUE) -> NewJob:
-    """Record a job for every image of ``source`` (see :func:`~annotator.jobs.inputs.open_source`), finding
-    faces as ``faces`` says; nothing runs yet."""
-    source = as_source(source, chunk_size)
-    first = first_batch(source)
-    recorder = start_recording(session, source, chunk_size, faces, queue=queue)
-    recorder.add(session, first)
-    for batch in source.batches:
-        recorder.add(session, batch)
-    recorder.finish(session)
-    return recorder.result()

@@ -18,14 +18,15 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from annotator.errors import SourceError
 from annotator.faces.modes import FaceOptions
-from annotator.jobs.creation import NewJob, create_job
-from annotator.jobs.inputs import open_source
-from annotator.jobs.recording import record_job
+from annotator.jobs.creation import NewJob
+from annotator.jobs.inputs import ImageSource, open_source
+from annotator.jobs.recording import interrupt_run, record_job
 from annotator.jobs.recovery import SweepReport, sweep
 from annotator.jobs.status import JobProgress, job_progress
 from annotator.settings import DEFAULT_QUEUE, Settings
-from db.session import is_disconnect, transaction
+from db.session import is_disconnect
 
 PROGRESS_INTERVAL = 0.1  # seconds between two polls of a job's counts: one cheap query each
 
@@ -75,11 +76,18 @@ def run_chunks(settings: Settings, factory: sessionmaker[Session], job_id: int, 
         for chunk in chunks:
             broker.send(job_id, chunk, queue)
         return
+    from celery.exceptions import Retry
+
     task = _chunk_task(settings)
     if on_progress is not None:
         on_progress(read_progress(factory, job_id))
     for chunk in chunks:
-        task.delay(job_id, chunk)
+        try:
+            task.delay(job_id, chunk)
+        except Retry as retry:  # run here, the task's retries come at once and end in Retry: raise what failed
+            if not isinstance(retry.exc, Exception):
+                raise
+            raise retry.exc from None
         if on_progress is not None:
             on_progress(read_progress(factory, job_id))
 
@@ -90,16 +98,14 @@ def submit_source(settings: Settings, factory: sessionmaker[Session], source: st
     """Record a job for every image under ``source`` (a folder or a URI prefix such as ``s3://bucket/prefix``) or
     of the list ``from_list``, and run or queue its chunks.
 
-    Without a broker the whole job is recorded first, then run here. With one, each chunk is queued as soon as
-    it is committed, so workers start on a large folder while the rest is still being recorded.
+    Without a broker the job is recorded, then run here. With one, each chunk is queued as soon as it is
+    committed, so workers start on a large folder while the rest is still being recorded. Either way a submit
+    that is stopped leaves a job that the same submit resumes.
     """
     images = open_source(source, from_list=from_list, batch_size=chunk_size)
     if settings.eager:
-        with transaction(factory) as session:
-            job = create_job(session, images, chunk_size=chunk_size, faces=faces, queue=queue)
-        if job.chunks:
-            run_chunks(settings, factory, job.job_id, job.chunks, on_progress=on_progress)
-        return job
+        return _record_and_run_here(settings, factory, images, chunk_size=chunk_size, faces=faces, queue=queue,
+                                    on_progress=on_progress)
     check_broker(settings)  # before anything is recorded
     broker = _broker(settings)
 
@@ -109,6 +115,39 @@ def submit_source(settings: Settings, factory: sessionmaker[Session], source: st
 
     return record_job(factory, images, chunk_size=chunk_size, faces=faces, on_chunks=enqueue, queue=queue,
                       lease_seconds=settings.lease_seconds)
+
+
+def _record_and_run_here(settings: Settings, factory: sessionmaker[Session], images: ImageSource, *,
+                         chunk_size: int, faces: FaceOptions, queue: str, on_progress: OnProgress | None) -> NewJob:
+    """Record the job, then run its chunks in this process (no broker).
+
+    A listing that fails half-way still runs what was recorded before the error is raised. Stopped while the
+    chunks run (Ctrl-C, SIGTERM, an error), the job is left ``interrupted`` for the same submit to resume."""
+    recorded: dict[int, list[int]] = {}
+
+    def collect(job_id: int, chunks: list[int]) -> None:
+        recorded.setdefault(job_id, []).extend(chunks)
+
+    try:
+        job = record_job(factory, images, chunk_size=chunk_size, faces=faces, on_chunks=collect, queue=queue,
+                         lease_seconds=settings.lease_seconds, runs_here=True)
+    except SourceError:
+        for job_id, chunks in recorded.items():
+            _run_here(settings, factory, job_id, chunks, on_progress)
+        raise
+    _run_here(settings, factory, job.job_id, recorded.get(job.job_id, []), on_progress)
+    return job
+
+
+def _run_here(settings: Settings, factory: sessionmaker[Session], job_id: int, chunks: list[int],
+              on_progress: OnProgress | None) -> None:
+    if not chunks:
+        return
+    try:
+        run_chunks(settings, factory, job_id, chunks, on_progress=on_progress)
+    except BaseException:
+        interrupt_run(factory, job_id)
+        raise
 
 
 def wait_for(factory: sessionmaker[Session], job_id: int, on_progress: OnProgress | None = None,

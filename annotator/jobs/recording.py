@@ -1,8 +1,12 @@
 """Record a job one batch at a time while its chunks are queued, and resume a job whose submit died.
 
 Every batch recorded renews the job's recording lease. If the submitting process dies, the chunks already
-recorded still run; a sweep marks the job ``interrupted`` once its lease expired (at once after Ctrl-C or an
-error), and the same submit resumes it. A database that goes away while recording (a restart) is waited for.
+recorded still run; a sweep marks the job ``interrupted`` once its lease expired (at once after Ctrl-C, SIGTERM or
+an error), and the same submit resumes it. A database that goes away while recording (a restart) is waited for.
+
+Without a broker the submit runs its chunks itself: stopped while they run, it leaves the job ``interrupted`` with
+the chunk it was running queued again; killed outright (SIGKILL), it leaves the job ``running`` until the lease of
+that chunk expires. Either way the same submit resumes the job.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import select, update
@@ -24,7 +29,7 @@ from annotator.jobs.inputs import ImageSource, as_source, first_batch, unrecorde
 from annotator.jobs.staleness import ChainVersions
 from annotator.models.store import active_chain_versions
 from annotator.settings import DEFAULT_LEASE_SECONDS, DEFAULT_QUEUE
-from db.models import Job, JobChunk, JobStatus, utcnow
+from db.models import ChunkStatus, Job, JobChunk, JobStatus, utcnow
 from db.session import is_disconnect, transaction
 
 log = logging.getLogger(__name__)
@@ -35,21 +40,66 @@ RECONNECT_PAUSES = (1, 2, 4, 8, 15, 15, 15)
 OnChunks = Callable[[int, list[int]], None]
 
 
-def interrupted_job(session: Session, source: str, *, chunk_size: int, faces: FaceOptions, queue: str) -> Job | None:
-    """The newest job of the same submit (source, faces, chain versions, chunk size, queue) whose submit died
-    while recording it: ``interrupted``, or ``recording`` with an expired lease."""
+def _same_submit(session: Session, source: str, *, chunk_size: int, faces: FaceOptions, queue: str,
+                 states: tuple[str, ...]) -> Iterator[Job]:
+    """Jobs in ``states`` of the same submit (source, faces, chain versions, chunk size, queue), newest first."""
     versions = [v.id for v in active_chain_versions(session)]
     candidates = session.scalars(select(Job).where(
         Job.source == source, Job.face_mode == faces.mode.value, Job.chunk_size == chunk_size,
-        Job.queue == queue, Job.status.in_(RECORDING_STATES)).order_by(Job.id.desc()))
+        Job.queue == queue, Job.status.in_(states)).order_by(Job.id.desc()))
+    return (job for job in candidates if job.face_options == faces.to_record() and job.model_version_ids == versions)
+
+
+def _live(expiry: datetime | None, now: datetime) -> bool:
+    return expiry is not None and (expiry if expiry.tzinfo else expiry.replace(tzinfo=now.tzinfo)) > now
+
+
+def interrupted_job(session: Session, source: str, *, chunk_size: int, faces: FaceOptions, queue: str) -> Job | None:
+    """The newest job of the same submit whose submit died while recording it: ``interrupted``, or ``recording``
+    with an expired lease."""
     now = utcnow()
-    for job in candidates:
-        expiry = job.lease_expires_at
-        alive = job.status == JobStatus.RECORDING.value and expiry is not None and \
-            (expiry if expiry.tzinfo else expiry.replace(tzinfo=now.tzinfo)) > now
-        if not alive and job.face_options == faces.to_record() and job.model_version_ids == versions:
+    for job in _same_submit(session, source, chunk_size=chunk_size, faces=faces, queue=queue,
+                            states=RECORDING_STATES):
+        if job.status == JobStatus.INTERRUPTED.value or not _live(job.lease_expires_at, now):
             return job
     return None
+
+
+def stranded_job(session: Session, source: str, *, chunk_size: int, faces: FaceOptions, queue: str) -> Job | None:
+    """Without a broker: the newest ``running`` job of the same submit that no process runs any more (its submit
+    was killed), made ``interrupted`` with its chunks queued again so that this submit resumes it.
+
+    A job with a chunk under a live lease is left alone: its submit may still be running it."""
+    now = utcnow()
+    for job in _same_submit(session, source, chunk_size=chunk_size, faces=faces, queue=queue,
+                            states=(JobStatus.RUNNING.value,)):
+        running = session.scalars(select(JobChunk.lease_expires_at).where(
+            JobChunk.job_id == job.id, JobChunk.status == ChunkStatus.RUNNING.value)).all()
+        if any(_live(expiry, now) for expiry in running):
+            continue
+        _hand_back(session, job.id)
+        return job
+    return None
+
+
+def _hand_back(session: Session, job_id: int) -> None:
+    """The job becomes ``interrupted`` and the chunks it was running are queued again, for its submit to resume."""
+    session.execute(update(Job).where(Job.id == job_id, Job.status == JobStatus.RUNNING.value)
+                    .values(status=JobStatus.INTERRUPTED.value, lease_expires_at=None))
+    session.execute(update(JobChunk).where(JobChunk.job_id == job_id, JobChunk.status == ChunkStatus.RUNNING.value)
+                    .values(status=ChunkStatus.QUEUED.value, queued_at=utcnow(), lease_owner=None,
+                            lease_expires_at=None))
+
+
+def interrupt_run(factory: sessionmaker[Session], job_id: int) -> None:
+    """A submit without a broker was stopped while running its chunks: the job becomes ``interrupted`` at once,
+    the chunk it was running queued again, and the same submit resumes it."""
+    try:
+        with transaction(factory) as session:
+            _hand_back(session, job_id)
+    except Exception as error:  # noqa: BLE001 - the database may be what failed; the chunk lease then expires
+        log.warning("could not mark job %s interrupted (%s); the same submit takes it up once its chunk lease "
+                    "expires", job_id, error)
 
 
 def _reconnect(factory: sessionmaker[Session], recorder: Recorder) -> tuple[Recorder, set[str]]:
@@ -102,32 +152,37 @@ def _chained(first: Discovered, rest: Iterator[Discovered]) -> Iterator[Discover
 
 
 def _open(factory: sessionmaker[Session], source: ImageSource, *, chunk_size: int, faces: FaceOptions, queue: str,
-          lease_seconds: int) -> tuple[Recorder, set[str], list[int]]:
+          lease_seconds: int, runs_here: bool) -> tuple[Recorder, set[str], list[int]]:
     """A new job's recorder, or an interrupted one's with the paths it recorded and its chunks still queued."""
     with transaction(factory) as session:
-        job = interrupted_job(session, source.name, chunk_size=chunk_size, faces=faces, queue=queue)
+        same = {"chunk_size": chunk_size, "faces": faces, "queue": queue}
+        job = interrupted_job(session, source.name, **same)
+        if job is None and runs_here:
+            job = stranded_job(session, source.name, **same)
         if job is None:
             recorder, recorded, waiting = start_recording(session, source, chunk_size, faces, queue=queue), set(), []
         else:
             recorder, recorded = Recorder.resume(session, job, ChainVersions.of(active_chain_versions(session)),
                                                  faces.method)
             waiting = list(session.scalars(select(JobChunk.chunk).where(
-                JobChunk.job_id == job.id, JobChunk.status == "queued").order_by(JobChunk.chunk)))
+                JobChunk.job_id == job.id, JobChunk.status == ChunkStatus.QUEUED.value).order_by(JobChunk.chunk)))
         recorder.renew(session, lease_seconds)
     return recorder, recorded, waiting
 
 
 def record_job(factory: sessionmaker[Session], source: ImageSource | str | Path, *, chunk_size: int,
                faces: FaceOptions, on_chunks: OnChunks, queue: str = DEFAULT_QUEUE,
-               lease_seconds: int = DEFAULT_LEASE_SECONDS) -> NewJob:
-    """Like :func:`~annotator.jobs.creation.create_job`, but committed one batch at a time: ``on_chunks(job_id,
-    chunks)`` gets each chunk as soon as it is recorded, so workers start on a large folder (or prefix, listed
+               lease_seconds: int = DEFAULT_LEASE_SECONDS, runs_here: bool = False) -> NewJob:
+    """Record a job for every image of ``source``, committed one batch at a time: ``on_chunks(job_id, chunks)``
+    gets each chunk as soon as it is recorded, so workers start on a large folder (or prefix, listed
     and hashed page by page) while the rest is still recorded. An interrupted job of the same submit is resumed:
-    the files it had not recorded are added to it, and its chunks still queued are sent again."""
+    the files it had not recorded are added to it, and its chunks still queued are sent again. With ``runs_here``
+    (no broker: this process runs the chunks) a job of the same submit left ``running`` by a killed submit is
+    resumed too."""
     source = as_source(source, chunk_size)
     first = first_batch(source)
     recorder, recorded, waiting = _open(factory, source, chunk_size=chunk_size, faces=faces, queue=queue,
-                                        lease_seconds=lease_seconds)
+                                        lease_seconds=lease_seconds, runs_here=runs_here)
     resumed = recorder.total if recorded else None
     failure: SourceError | None = None
     try:

@@ -1,4 +1,4 @@
-"""Submitting with the database or the broker out of reach, or the disk full: one line, quickly, nothing recorded."""
+"""Submitting with the database or the broker out of reach, or the disk full: one line, quickly, and nothing lost."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from annotator.cli import main
 from db.models import Job, JobImage
 from db.session import make_engine, make_session_factory
-from tests.services.helpers import write_photos
+from tests.services.helpers import assert_exactly_once, write_photos
 
 
 def closed_port() -> int:
@@ -74,7 +74,19 @@ def small_disk(tmp_path: Path):
     subprocess.run(["umount", "-l", str(mountpoint)], check=False)
 
 
-def test_a_full_disk_at_submit_is_one_line_and_records_nothing(tmp_path, small_disk, monkeypatch):
+def database_state(url: str) -> tuple[str | None, int, int]:
+    """The job's status, its members and the images annotated, read from a fresh engine."""
+    engine = make_engine(url)
+    with make_session_factory(engine)() as session:
+        statuses = session.scalars(select(Job.status)).all()
+        members = session.scalar(select(func.count()).select_from(JobImage)) or 0
+        done = session.scalar(select(func.count()).select_from(JobImage).where(JobImage.status == "done")) or 0
+    engine.dispose()
+    assert len(statuses) <= 1, statuses
+    return (statuses[0] if statuses else None), members, done
+
+
+def test_a_full_disk_is_one_line_and_the_same_submit_goes_on_once_there_is_room(tmp_path, small_disk, monkeypatch):
     from annotator.settings import Settings
     from db.migrate import upgrade
     from tests.conftest import register_untrained_chain
@@ -88,16 +100,31 @@ def test_a_full_disk_at_submit_is_one_line_and_records_nothing(tmp_path, small_d
     factory = make_session_factory(engine)
     register_untrained_chain(factory, Settings.from_env())
     engine.dispose()
-    # 1,500 files take more rows than the 64 KB left free.
     folder = tmp_path / "photos"
     write_photos(folder, 1500, side=8)
+    submit = ["submit", str(folder), "--faces", "aligned"]
+
+    # 1,500 members take more rows than the 64 KB left free: the disk fills while the job is recorded.
     free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
     (small_disk / "filler").write_bytes(b"\0" * (free - 64 * 1024))
-    line = one_line_error(CliRunner().invoke(main, ["submit", str(folder), "--faces", "aligned"]))
+    line = one_line_error(CliRunner().invoke(main, submit))
     assert "disk" in line and "full" in line
+    status, members, _ = database_state(url)
+    assert status in (None, "interrupted") and members < 1500, (status, members)
+
+    # With the whole 2 MB the job is recorded, and the disk fills while its faces are written.
     (small_disk / "filler").unlink()
+    line = one_line_error(CliRunner().invoke(main, submit))
+    assert "disk" in line and "full" in line
+    status, members, done = database_state(url)
+    assert (status, members) == ("interrupted", 1500) and done < 1500, (status, members, done)
+
+    # Room again: the same submit finishes the same job, each image annotated once.
+    subprocess.run(["mount", "-o", "remount,size=32m", str(small_disk)], check=True)
+    result = CliRunner().invoke(main, submit)
+    assert result.exit_code == 0, result.output
+    assert "Resumed job 1: its submit was interrupted after recording all 1500 files." in result.output
+    assert database_state(url) == ("finished", 1500, 1500)
     engine = make_engine(url)
-    with make_session_factory(engine)() as session:
-        assert session.scalar(select(func.count()).select_from(Job)) == 0
-        assert session.scalar(select(func.count()).select_from(JobImage)) == 0
+    assert_exactly_once(make_session_factory(engine), 1500)
     engine.dispose()

@@ -76,9 +76,9 @@ def test_help_runs_as_a_real_command_without_heavy_imports(settings):
 
 
 def test_jobs_retry_and_cancel_from_the_command_line(settings, factory, untrained_chain, tmp_path):
-    from annotator.jobs.creation import create_job
     from annotator.jobs.pipeline import process_chunk
     from db.session import transaction
+    from tests.recorded_jobs import create_job
 
     paths = write_faces(tmp_path / "photos", 3)
     with transaction(factory) as session:

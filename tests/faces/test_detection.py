@@ -12,13 +12,13 @@ from annotator.faces.detection import detect_faces
 from annotator.faces.extraction import ImageToExtract, extract_faces
 from annotator.faces.modes import DETECTED_FACES, FaceMode, FaceOptions
 from annotator.images.decoding import decode_photo
-from annotator.jobs.creation import create_job
 from annotator.jobs.pipeline import process_chunk
 from annotator.models.specs import get_spec
 from db.models import Face, ImageStatus, Job, JobImage, Prediction
 from db.session import transaction
 from tests.conftest import SHARED_DATA
 from tests.photos import astronaut, collage, landscape, save_with_orientation
+from tests.recorded_jobs import create_job
 
 
 def _inside(point, crop, margin=3):

@@ -9,11 +9,11 @@ from sqlalchemy import func, select
 from annotator.cli import main
 from annotator.faces.modes import ALIGNED_FACES
 from annotator.inspection.report import build_report
-from annotator.jobs.creation import create_job
 from annotator.labels.importing import import_labels
 from db.models import FaceQuality
 from db.session import transaction
 from tests.conftest import fake_chain, record_annotations, write_faces
+from tests.recorded_jobs import create_job
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ from PIL import Image
 from annotator.faces.modes import ALIGNED_FACES
 from annotator.images.portraits import write_portrait_folder
 from annotator.inspection.report import build_report
-from annotator.jobs.creation import create_job
 from annotator.jobs.pipeline import process_chunk
 from annotator.labels.importing import import_labels
 from db.session import transaction
+from tests.recorded_jobs import create_job
 
 CHROMIUM = Path("/usr/bin/chromium")
 needs_chromium = pytest.mark.skipif(

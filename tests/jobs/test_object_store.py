@@ -9,12 +9,12 @@ from sqlalchemy import func, select
 
 from annotator.errors import SourceError
 from annotator.faces.modes import ALIGNED_FACES
-from annotator.jobs.creation import create_job
 from annotator.jobs.orchestration import run_chunks, submit_source
 from db.models import Image, Job, JobChunk, JobImage, Prediction
 from db.session import transaction
 from tests.conftest import write_faces
 from tests.object_store import DENY_READS_UNDER, new_bucket, put, upload_folder
+from tests.recorded_jobs import create_job
 
 ATTRIBUTES = 4
 
@@ -184,6 +184,23 @@ def test_a_listing_that_fails_half_way_still_runs_what_was_recorded(factory, set
     with factory() as session:
         job = session.scalar(select(Job))
         assert (job.status, job.total, job.chunks) == ("running", 4, 2)
+
+
+def test_without_a_broker_a_listing_that_fails_half_way_annotates_what_was_recorded(factory, settings,
+                                                                                     untrained_chain, s3, tmp_path,
+                                                                                     monkeypatch):
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    bucket = new_bucket(s3)
+    write_faces(tmp_path / "faces", 5)
+    upload_folder(s3, tmp_path / "faces", bucket, "p")
+    s3.faults.throttle_path(f"/{bucket}", -1, after=2)
+    with pytest.raises(SourceError, match=r"Cannot list .* Job \d+ annotates the 4 files recorded before"):
+        submit_source(settings, factory, f"s3://{bucket}/p", chunk_size=2, faces=ALIGNED_FACES)
+    s3.faults.throttle_path(f"/{bucket}", 0)
+    with factory() as session:
+        job = session.scalar(select(Job))
+        assert (job.status, job.total) == ("finished", 4)
+        assert session.scalar(select(func.count()).select_from(Prediction)) == 4 * ATTRIBUTES
 
 
 def test_a_list_in_the_bucket_names_objects_relative_to_itself(factory, settings, untrained_chain, s3, tmp_path):

@@ -5,13 +5,13 @@ from sqlalchemy import select, update
 
 from annotator.errors import AnnotateError
 from annotator.faces.modes import ALIGNED_FACES
-from annotator.jobs.creation import create_job
 from annotator.jobs.operations import cancel_job, chunks_to_retry, stalled_chunks
 from annotator.jobs.pipeline import process_chunk
 from annotator.jobs.status import job_summary
 from db.models import ChunkStatus, JobChunk, utcnow
 from db.session import transaction
 from tests.conftest import write_faces
+from tests.recorded_jobs import create_job
 
 
 def new_job(factory, folder, chunk_size=2):

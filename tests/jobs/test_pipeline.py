@@ -2,16 +2,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import delete, func, select
 
+from annotator.cli import main
 from annotator.errors import NoActiveModelError, SourceError
 from annotator.faces.modes import ALIGNED_FACES
-from annotator.jobs.creation import create_job
 from annotator.jobs.orchestration import submit_source
 from annotator.jobs.pipeline import process_chunk
 from db.models import Face, Image, ImageStatus, Job, JobChunk, JobImage, ModelVersion, Prediction
 from db.session import transaction
 from tests.conftest import write_faces
+from tests.recorded_jobs import create_job
 
 
 def run_job(factory, settings, folder, chunk_size=4):
@@ -169,6 +171,79 @@ def test_a_job_cancelled_while_recording_stays_cancelled(factory, settings, untr
     with factory() as session:
         assert session.get(Job, job.job_id).status == "cancelled"
     assert statuses(factory, job.job_id) == {ImageStatus.SKIPPED.value: 6}  # none left pending
+
+
+def ctrl_c_in_the_second_chunk(factory, settings, folder, monkeypatch) -> int:
+    """Run a submit without a broker that gets Ctrl-C once its second chunk is taken; the job's id."""
+    from annotator.jobs import pipeline
+
+    annotate = pipeline._annotate
+
+    def interrupted(factory, settings, lease):
+        if lease.chunk == 1:
+            raise KeyboardInterrupt
+        return annotate(factory, settings, lease)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pipeline, "_annotate", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            run_job(factory, settings, folder)
+    with factory() as session:
+        return session.scalar(select(Job.id).order_by(Job.id.desc()))
+
+
+def test_a_submit_stopped_while_its_chunks_run_here_is_resumed_by_the_same_submit(factory, settings,
+                                                                                   untrained_chain, tmp_path,
+                                                                                   monkeypatch):
+    write_faces(tmp_path / "photos", 10)
+    job_id = ctrl_c_in_the_second_chunk(factory, settings, tmp_path / "photos", monkeypatch)
+    with factory() as session:
+        assert session.get(Job, job_id).status == "interrupted"
+        chunks = dict(session.execute(select(JobChunk.chunk, JobChunk.status).where(JobChunk.job_id == job_id)).all())
+    assert chunks == {0: "done", 1: "queued", 2: "queued"}  # the chunk it was running is queued again
+    assert statuses(factory, job_id) == {ImageStatus.DONE.value: 4, ImageStatus.PENDING.value: 6}
+    status = CliRunner().invoke(main, ["status", str(job_id)])
+    assert "interrupted: the submit running this job here (no broker) stopped with 6 images to go" in status.output
+
+    resumed = run_job(factory, settings, tmp_path / "photos")
+    assert (resumed.job_id, resumed.resumed, resumed.total) == (job_id, 10, 10)
+    assert statuses(factory, job_id) == {ImageStatus.DONE.value: 10}
+    with factory() as session:
+        assert session.get(Job, job_id).status == "finished"
+        assert session.scalar(select(func.count()).select_from(Job)) == 1
+        assert session.scalar(select(func.count()).select_from(Prediction)) == 10 * 4  # each image once
+
+
+def test_a_job_whose_submit_was_killed_is_taken_up_once_its_chunk_lease_expired(factory, settings,
+                                                                                untrained_chain, tmp_path,
+                                                                                monkeypatch):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from db.models import utcnow
+
+    write_faces(tmp_path / "photos", 10)
+    job_id = ctrl_c_in_the_second_chunk(factory, settings, tmp_path / "photos", monkeypatch)
+
+    def killed_running_chunk_1(lease_left: timedelta) -> None:  # as SIGKILL leaves it: running, chunk 1 leased
+        with transaction(factory) as session:
+            session.execute(update(Job).where(Job.id == job_id).values(status="running"))
+            session.execute(update(JobChunk).where(JobChunk.job_id == job_id, JobChunk.chunk == 1).values(
+                status="running", lease_owner="killed", lease_expires_at=utcnow() + lease_left))
+
+    killed_running_chunk_1(timedelta(seconds=settings.lease_seconds))
+    other = run_job(factory, settings, tmp_path / "photos")  # its lease is live: the submit may still run it
+    assert other.job_id != job_id
+    with factory() as session:
+        assert session.get(Job, job_id).status == "running"
+
+    killed_running_chunk_1(timedelta(seconds=-1))
+    resumed = run_job(factory, settings, tmp_path / "photos")
+    assert (resumed.job_id, resumed.resumed) == (job_id, 10)
+    assert statuses(factory, job_id) == {ImageStatus.DONE.value: 10}
+    with factory() as session:
+        assert session.get(Job, job_id).status == "finished"
 
 
 def test_a_chain_run_in_bfloat16_says_so_in_each_prediction_its_export_and_show(factory, settings, untrained_chain,

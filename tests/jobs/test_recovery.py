@@ -9,7 +9,6 @@ from click.testing import CliRunner
 from sqlalchemy import func, select, update
 
 from annotator.faces.modes import ALIGNED_FACES
-from annotator.jobs.creation import create_job
 from annotator.jobs.leases import LeaseKeeper, finish_chunk, take_chunk
 from annotator.jobs.recording import record_job
 from annotator.jobs.recovery import ABANDONED, MAX_CHUNK_ATTEMPTS, sweep
@@ -17,6 +16,7 @@ from annotator.jobs.status import job_summary
 from db.models import ChunkStatus, Job, JobChunk, JobImage, utcnow
 from db.session import transaction
 from tests.conftest import fake_chain, write_faces
+from tests.recorded_jobs import create_job
 
 
 class RecordingBroker:

@@ -17,8 +17,8 @@ pytestmark = pytest.mark.services
 
 def test_two_chunks_committing_together_finish_the_job_once(factory, tmp_path, monkeypatch):
     from annotator.faces.modes import FaceMode, FaceOptions
-    from annotator.jobs.creation import create_job
     from db.session import transaction
+    from tests.recorded_jobs import create_job
 
     write_photos(tmp_path / "photos", 8)
     with transaction(factory) as session:

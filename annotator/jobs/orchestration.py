@@ -22,10 +22,11 @@ from annotator.errors import SourceError
 from annotator.faces.modes import FaceOptions
 from annotator.jobs.creation import NewJob
 from annotator.jobs.inputs import ImageSource, open_source
-from annotator.jobs.recording import interrupt_run, record_job
+from annotator.jobs.recording import interrupt_job, record_job
 from annotator.jobs.recovery import SweepReport, sweep
 from annotator.jobs.status import JobProgress, job_progress
 from annotator.settings import DEFAULT_QUEUE, Settings
+from db.models import JobStatus
 from db.session import is_disconnect
 
 PROGRESS_INTERVAL = 0.1  # seconds between two polls of a job's counts: one cheap query each
@@ -146,7 +147,7 @@ def _run_here(settings: Settings, factory: sessionmaker[Session], job_id: int, c
     try:
         run_chunks(settings, factory, job_id, chunks, on_progress=on_progress)
     except BaseException:
-        interrupt_run(factory, job_id)
+        interrupt_job(factory, job_id, JobStatus.RUNNING)
         raise
 
 

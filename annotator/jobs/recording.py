@@ -77,29 +77,33 @@ def stranded_job(session: Session, source: str, *, chunk_size: int, faces: FaceO
             JobChunk.job_id == job.id, JobChunk.status == ChunkStatus.RUNNING.value)).all()
         if any(_live(expiry, now) for expiry in running):
             continue
-        _hand_back(session, job.id)
+        _interrupt(session, job.id, JobStatus.RUNNING)
         return job
     return None
 
 
-def _hand_back(session: Session, job_id: int) -> None:
-    """The job becomes ``interrupted`` and the chunks it was running are queued again, for its submit to resume."""
-    session.execute(update(Job).where(Job.id == job_id, Job.status == JobStatus.RUNNING.value)
+def _interrupt(session: Session, job_id: int, was: JobStatus) -> None:
+    """The job, if it is still ``was``, becomes ``interrupted``; one that was ``running`` here (no broker) has the
+    chunks it was running queued again, for its submit to resume."""
+    session.execute(update(Job).where(Job.id == job_id, Job.status == was.value)
                     .values(status=JobStatus.INTERRUPTED.value, lease_expires_at=None))
-    session.execute(update(JobChunk).where(JobChunk.job_id == job_id, JobChunk.status == ChunkStatus.RUNNING.value)
-                    .values(status=ChunkStatus.QUEUED.value, queued_at=utcnow(), lease_owner=None,
-                            lease_expires_at=None))
+    if was is JobStatus.RUNNING:
+        session.execute(update(JobChunk).where(JobChunk.job_id == job_id,
+                                               JobChunk.status == ChunkStatus.RUNNING.value)
+                        .values(status=ChunkStatus.QUEUED.value, queued_at=utcnow(), lease_owner=None,
+                                lease_expires_at=None))
 
 
-def interrupt_run(factory: sessionmaker[Session], job_id: int) -> None:
-    """A submit without a broker was stopped while running its chunks: the job becomes ``interrupted`` at once,
-    the chunk it was running queued again, and the same submit resumes it."""
+def interrupt_job(factory: sessionmaker[Session], job_id: int, was: JobStatus) -> None:
+    """Its submit was stopped (Ctrl-C, SIGTERM, an error) while the job was ``was`` (``recording``, or ``running``
+    its chunks here without a broker): say so at once rather than when a lease expires, so that the same submit
+    resumes it."""
     try:
         with transaction(factory) as session:
-            _hand_back(session, job_id)
-    except Exception as error:  # noqa: BLE001 - the database may be what failed; the chunk lease then expires
-        log.warning("could not mark job %s interrupted (%s); the same submit takes it up once its chunk lease "
-                    "expires", job_id, error)
+            _interrupt(session, job_id, was)
+    except Exception as error:  # noqa: BLE001 - the database may be what failed; the lease then expires
+        log.warning("could not mark job %s interrupted (%s); the same submit takes it up once its lease expires",
+                    job_id, error)
 
 
 def _reconnect(factory: sessionmaker[Session], recorder: Recorder) -> tuple[Recorder, set[str]]:
@@ -135,15 +139,6 @@ def _step(factory: sessionmaker[Session], recorder: Recorder, batch: Discovered 
             time.sleep(pause)
             lost = True
     return recorder
-
-
-def _mark_interrupted(factory: sessionmaker[Session], job_id: int) -> None:
-    try:
-        with transaction(factory) as session:
-            session.execute(update(Job).where(Job.id == job_id, Job.status == JobStatus.RECORDING.value)
-                            .values(status=JobStatus.INTERRUPTED.value, lease_expires_at=None))
-    except Exception as error:  # noqa: BLE001 - the database may be what failed; the lease then expires
-        log.warning("could not mark job %s interrupted (%s); its recording lease expires instead", job_id, error)
 
 
 def _chained(first: Discovered, rest: Iterator[Discovered]) -> Iterator[Discovered]:
@@ -195,7 +190,7 @@ def record_job(factory: sessionmaker[Session], source: ImageSource | str | Path,
             failure = error
         recorder = _step(factory, recorder, None, on_chunks, lease_seconds)
     except BaseException:  # Ctrl-C or an error: say so now rather than when the recording lease expires
-        _mark_interrupted(factory, recorder.job_id)
+        interrupt_job(factory, recorder.job_id, JobStatus.RECORDING)
         raise
     if failure is not None:
         raise SourceError(f"{failure} Job {recorder.job_id} annotates the {recorder.total} files recorded before "

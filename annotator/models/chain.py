@@ -1,8 +1,8 @@
 """Run the gender-then-attributes chain on a batch of canonical faces.
 
-Models are loaded once per process and cached by the ids and hashes of their versions (the few chains used last),
-and the whole chain is compiled into one function (:mod:`annotator.models.graph`); TensorFlow is imported only when a chain is first
-compiled, so importing this module stays cheap and fork-safe.
+Models are loaded once per process and cached by the ids and hashes of their versions (the few chains used
+last), and the whole chain is compiled into one function (:mod:`annotator.models.graph`); TensorFlow is imported
+only when a chain is first compiled, so importing this module stays cheap and fork-safe.
 
 Where a float32 chain runs on XNNPACK (:mod:`annotator.models.lite`), its converted model is kept under
 ``ANNOTATE_HOME/cache``, named by the hashes of the model files, their channel orders and the code that builds

@@ -1,21 +1,25 @@
 """Find faces and their five landmarks in a photo with MTCNN (the ``mtcnn`` package ships its weights).
 
-The detector is built once per process, on first use, after TensorFlow is imported the quiet way. MTCNN runs
-one image at a time (its batch mode shifts boxes). Its image pyramid is only right for its default minimum
-face of 20 pixels (mtcnn 1.0 counts pyramid levels without the minimum), so larger minimums are reached by
-shrinking the picture instead, which is also what makes large photos cheap to search. Its three networks run on
-XNNPACK where the chain does (:mod:`annotator.faces.lite_detector`), on TensorFlow elsewhere.
+The detector is built once per process, on first use. MTCNN runs one image at a time (its batch mode shifts
+boxes). Its image pyramid is only right for its default minimum face of 20 pixels (mtcnn 1.0 counts pyramid
+levels without the minimum), so larger minimums are reached by shrinking the picture instead, which is also
+what makes large photos cheap to search. The cascade around the networks is NumPy (:mod:`annotator.faces.cascade`);
+the networks run on XNNPACK where the chain does (:mod:`annotator.faces.lite_detector`), without TensorFlow once
+they are converted, and on TensorFlow elsewhere.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from annotator.faces.cascade import Cascade
 from annotator.faces.lite_detector import xnnpack_stages
 from annotator.faces.modes import FaceOptions
 from annotator.tf_runtime import import_tensorflow
@@ -43,10 +47,10 @@ class Detection:
 _STAGE_INPUTS = ((None, None, None, 3), (None, 24, 24, 3), (None, 48, 48, 3))
 
 
-def _compiled(model: Any, shape: tuple[int | None, ...]) -> Any:
+def _compiled(model: Any, index: int) -> Any:
     tf = import_tensorflow()
 
-    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32)], reduce_retracing=True)
+    @tf.function(input_signature=[tf.TensorSpec(_STAGE_INPUTS[index], tf.float32)], reduce_retracing=True)
     def call(x: Any) -> Any:
         return model(x, training=False)
 
@@ -54,22 +58,33 @@ def _compiled(model: Any, shape: tuple[int | None, ...]) -> Any:
     return call.get_concrete_function()
 
 
-def _mtcnn() -> Any:
+class TensorFlowStage:
+    """One network traced by TensorFlow, called as the cascade calls a network: arrays in, arrays out."""
+
+    def __init__(self, function: Any) -> None:
+        self._function = function
+
+    def __call__(self, images: np.ndarray) -> list[np.ndarray]:
+        tf = import_tensorflow()
+        return [output.numpy() for output in self._function(tf.constant(images, tf.float32))]
+
+
+@cache
+def _keras_models() -> Sequence[Any]:
+    """PNet, RNet and ONet as the ``mtcnn`` package builds them, with its weights (imports TensorFlow)."""
+    import_tensorflow()
+    from mtcnn import MTCNN
+
+    return [stage._model for stage in MTCNN().stages]
+
+
+def _cascade() -> Cascade:
     global _detector
     with _detector_lock:
         if _detector is None:
-            import_tensorflow()
-            from mtcnn import MTCNN
-
-            detector = MTCNN()
-            models = [stage._model for stage in detector.stages]
-            # mtcnn calls its Keras networks eagerly, a dozen calls per photo; traced once they run about 3.5x
-            # faster with identical outputs (measured on utkface-adults), and on XNNPACK faster still.
-            compiled = xnnpack_stages(models, lambda model, index: _compiled(model, _STAGE_INPUTS[index])) or \
-                [_compiled(model, shape) for model, shape in zip(models, _STAGE_INPUTS, strict=True)]
-            for stage, runs in zip(detector.stages, compiled, strict=True):
-                stage._model = runs
-            _detector = detector
+            networks = xnnpack_stages(_keras_models, _compiled) or \
+                [TensorFlowStage(_compiled(model, index)) for index, model in enumerate(_keras_models())]
+            _detector = Cascade(*networks)
     return _detector
 
 
@@ -88,10 +103,8 @@ def detect_faces(image: Image.Image, options: FaceOptions) -> list[Detection]:
     pixels = np.asarray(searched.convert("RGB"))
     if min(pixels.shape[:2]) < 12:  # smaller than the detector's window: no face can be there
         return []
-    # The array output keeps sub-pixel landmarks (the JSON output rounds them to whole pixels).
-    rows = _mtcnn().detect_faces(pixels, min_face_size=_MTCNN_MIN_FACE, box_format="xyxy", output_type="numpy")
     detections = []
-    for row in np.asarray(rows, np.float64).reshape(-1, 16):
+    for row in _cascade()(pixels, _MTCNN_MIN_FACE):
         left, top, right, bottom = (float(v) / scale for v in row[1:5])
         score = float(row[5])
         if score < options.min_score or min(right - left, bottom - top) < options.min_face_size:

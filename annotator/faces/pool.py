@@ -2,14 +2,14 @@
 
 A pool sized to the machine (``ANNOTATE_DECODE_WORKERS``, default: one worker per CPU) extracts a chunk's images
 while the caller runs the chain on the faces that came back. Aligned portraits are only decoded and resized
-(Pillow releases the GIL), so their workers are threads. Detection is MTCNN: a dozen small TensorFlow calls per
-photo with NumPy in between, mostly under the GIL, so photos to search go to worker processes, each with one
-TensorFlow thread, so N workers keep N cores busy and one worker keeps one. ``bench/throughput.py --ceiling``
-measures both kinds. The processes are forked by a fork server that imported TensorFlow once and never ran it
-(:mod:`annotator.faces.forkserver`; TensorFlow hangs in a child forked after it ran), so N workers pay for one
-import, not N; where there is no fork server they are spawned.
+(Pillow releases the GIL), so their workers are threads. Detection is MTCNN: a dozen small network calls per
+photo with NumPy in between, mostly under the GIL, so photos to search go to worker processes, each on one thread,
+so N workers keep N cores busy and one worker keeps one. ``bench/throughput.py --ceiling`` measures both kinds.
+The processes are forked by a fork server that imported the extraction code once, and TensorFlow too where MTCNN's
+networks need it, without running it (:mod:`annotator.faces.forkserver`; TensorFlow hangs in a child forked after
+it ran), so N workers pay for one import, not N; where there is no fork server they are spawned.
 
-A pool lives as long as its process: its processes trace the detector once, and every later chunk reuses them
+A pool lives as long as its process: its processes load the detector once, and every later chunk reuses them
 (concurrent chunks share them). At most two images per worker are being extracted (plus
 :data:`REMOTE_READ_AHEAD` reads from an object store) and at most :data:`EXTRACTED_AHEAD` extracted images wait
 for the caller, so the workers go on while the caller runs the chain, and memory stays bounded whatever the
@@ -43,19 +43,24 @@ Extract = Callable[[ImageToExtract, FaceOptions, int, "bytes | None"], Extracted
 
 
 def _start_worker_process() -> None:
-    """Set up a worker process: one TensorFlow thread, Ctrl-C left to the parent, the detector traced."""
+    """Set up a worker process: one thread, Ctrl-C left to the parent, the detector loaded (and, where its
+    networks run on TensorFlow, traced) before the first photo."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops the pool; a child must not print a traceback
     for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
         os.environ[name] = "1"
     from PIL import Image
+    from threadpoolctl import threadpool_limits
 
     from annotator.faces.detection import detect_faces
+    from annotator.faces.lite_detector import cached_without_tensorflow
     from annotator.tf_runtime import import_tensorflow
 
-    tf = import_tensorflow()
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-    detect_faces(Image.new("RGB", (64, 64)), DETECTED_FACES)  # load and trace MTCNN before the first photo
+    threadpool_limits(1)  # NumPy's BLAS started its threads before the variables above were set
+    if not cached_without_tensorflow():
+        tf = import_tensorflow()
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    detect_faces(Image.new("RGB", (64, 64)), DETECTED_FACES)
 
 
 class ExtractionPool:
@@ -209,7 +214,7 @@ def extraction_pool(workers: int, mode: FaceMode) -> ExtractionPool:
 
 
 def _process_context() -> multiprocessing.context.BaseContext:
-    """Fork server with TensorFlow imported (see :mod:`annotator.faces.forkserver`), or spawn without one."""
+    """Fork server with the extraction code imported (see :mod:`annotator.faces.forkserver`), or spawn without one."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")

@@ -24,7 +24,8 @@ def fresh_detector(tmp_path, monkeypatch):
 
 
 def _engines():
-    return {type(stage._model) for stage in detection._mtcnn().stages}
+    cascade = detection._cascade()
+    return {type(network) for network in (cascade.pnet, cascade.rnet, cascade.onet)}
 
 
 def _photos():
@@ -54,7 +55,7 @@ def test_the_converted_networks_are_cached_and_later_loaded_without_converting(f
     (first,) = detect_faces(astronaut(), DETECTED_FACES)
     cached = sorted(path.name for path in cache_folder().iterdir())
     assert cached == ["onet.tflite", "pnet.tflite", "rnet.tflite"]
-    assert cache_folder().parents[1] == tmp_path / "home"  # ANNOTATE_HOME/cache/mtcnn-VERSION-tensorflow-VERSION
+    assert cache_folder().parents[1] == tmp_path / "home"  # ANNOTATE_HOME/cache/mtcnn-VERSION
 
     def no_converting(*args):
         raise AssertionError("converted although cached")
@@ -67,7 +68,7 @@ def test_the_converted_networks_are_cached_and_later_loaded_without_converting(f
 
 
 def test_a_damaged_cache_is_converted_again(fresh_detector, monkeypatch, caplog):
-    detection._mtcnn()
+    detection._cascade()
     damaged = cache_folder() / "rnet.tflite"
     damaged.write_bytes(b"not a model")
     monkeypatch.setattr(detection, "_detector", None)
@@ -99,6 +100,7 @@ def test_a_network_tensorflow_lite_cannot_convert_runs_on_tensorflow(fresh_detec
 
 
 def test_without_litert_the_networks_run_on_tensorflow(fresh_detector, monkeypatch):
+    monkeypatch.setattr(lite_detector, "xnnpack_applies_early", lambda: False)
     monkeypatch.setattr(lite_detector, "xnnpack_applies", lambda: False)
     assert detect_faces(astronaut(), DETECTED_FACES)
     assert LiteStage not in _engines()

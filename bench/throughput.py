@@ -298,12 +298,15 @@ def submit_times(folder: Path, scratch: Path, against: Path | None = None, round
     if against is not None:
         settings[f"the code of {against}"] = {"PYTHONPATH": str(against.resolve())}
     # What a user's every job after the first finds in the home: the chain and MTCNN's networks converted for
-    # XNNPACK, the models registered and a first job recorded.
+    # XNNPACK (by each code compared), the models registered and a first job recorded.
     warm = scratch / "warm-home"
     warm.mkdir()
     register_chain(warm, f"sqlite:///{warm / 'annotate.db'}")
-    subprocess.run([ANNOTATE, "submit", str(mirrored_copies(sorted(folder.iterdir())[:4], scratch / "warm-up")),
-                    "--wait"], env={**os.environ, "ANNOTATE_HOME": str(warm)}, check=True, capture_output=True)
+    codes = [{}] + ([settings[f"the code of {against}"]] if against is not None else [])
+    for index, changes in enumerate(codes):  # four new photos each, so that each code detects faces
+        warm_up = mirrored_copies(sorted(folder.iterdir())[4 * index:4 * index + 4], scratch / f"warm-up-{index}")
+        subprocess.run([ANNOTATE, "submit", str(warm_up), "--wait"],
+                       env={**os.environ, "ANNOTATE_HOME": str(warm), **changes}, check=True, capture_output=True)
     times: dict[str, list[tuple[float, float]]] = {label: [] for label in settings}
     for run in range(rounds):
         for index, (label, changes) in enumerate(settings.items()):

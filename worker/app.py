@@ -14,7 +14,8 @@ BROKER_TIMEOUT = 5
 
 
 def create_app(settings: Settings) -> Celery:
-    """A Celery app: eager (in-process) without a broker, at-least-once JSON delivery with one."""
+    """A Celery app of the settings' broker: at-least-once JSON delivery. (Without a broker, `submit` runs the
+    chunks itself: :func:`annotator.jobs.orchestration.run_chunks`.)"""
     app = Celery("annotate", set_as_current=False)
     app.conf.update(
         task_serializer="json",
@@ -30,17 +31,12 @@ def create_app(settings: Settings) -> Celery:
         broker_transport_options={"visibility_timeout": settings.visibility_timeout,
                                   "socket_connect_timeout": BROKER_TIMEOUT, "socket_timeout": 30},
     )
-    if settings.eager:
-        app.conf.update(task_always_eager=True, task_eager_propagates=True, broker_url="memory://")
-    else:
-        app.conf.broker_url = settings.broker_url
+    app.conf.broker_url = settings.broker_url
+    from worker.supervision import install
     from worker.tasks import register_tasks
 
     register_tasks(app)
-    if not settings.eager:
-        from worker.supervision import install
-
-        install(app)
+    install(app)
     return app
 
 

@@ -15,12 +15,18 @@ def annotate_chunk(job_id: int, chunk: int) -> dict[str, int]:
     """Annotate one chunk of a job (ids only on the wire; everything else is re-read)."""
     from worker.context import get_context
 
-    context = get_context()
-    if context.keeper.closing.is_set():
+    if get_context().keeper.closing.is_set():
         # Received during a warm shutdown (it may be a chunk this worker just handed back): back to the queue.
         raise Reject("this worker is shutting down", requeue=True)
     # The task id names the lease: a retry of this delivery (after a dropped connection) keeps the chunk.
-    owner = current_task.request.id if current_task else None
+    return annotate_chunk_as(current_task.request.id if current_task else None, job_id, chunk)
+
+
+def annotate_chunk_as(owner: str | None, job_id: int, chunk: int) -> dict[str, int]:
+    """Annotate one chunk under the lease ``owner`` names (a new one when None), in this process's context."""
+    from worker.context import get_context
+
+    context = get_context()
     outcome = process_chunk(context.factory, context.settings, job_id, chunk, owner=owner, keeper=context.keeper)
     return {"done": outcome.done, "failed": outcome.failed}
 

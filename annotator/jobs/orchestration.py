@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -22,7 +23,7 @@ from annotator.errors import SourceError
 from annotator.faces.modes import FaceOptions
 from annotator.jobs.creation import NewJob
 from annotator.jobs.inputs import ImageSource, open_source
-from annotator.jobs.recording import interrupt_job, record_job
+from annotator.jobs.recording import RECONNECT_PAUSES, interrupt_job, record_job
 from annotator.jobs.recovery import SweepReport, sweep
 from annotator.jobs.status import JobProgress, job_progress
 from annotator.settings import DEFAULT_QUEUE, Settings
@@ -33,13 +34,6 @@ PROGRESS_INTERVAL = 0.1  # seconds between two polls of a job's counts: one chea
 
 OnProgress = Callable[[JobProgress], None]
 log = logging.getLogger(__name__)
-
-
-def _chunk_task(settings: Settings) -> Any:
-    # Celery is imported only by the commands that send work, never by `annotate --help`.
-    from worker.app import create_app
-
-    return create_app(settings).tasks["annotate.chunk"]
 
 
 @lru_cache(maxsize=4)
@@ -77,20 +71,41 @@ def run_chunks(settings: Settings, factory: sessionmaker[Session], job_id: int, 
         for chunk in chunks:
             broker.send(job_id, chunk, queue)
         return
-    from celery.exceptions import Retry
-
-    task = _chunk_task(settings)
     if on_progress is not None:
         on_progress(read_progress(factory, job_id))
     for chunk in chunks:
-        try:
-            task.delay(job_id, chunk)
-        except Retry as retry:  # run here, the task's retries come at once and end in Retry: raise what failed
-            if not isinstance(retry.exc, Exception):
-                raise
-            raise retry.exc from None
+        _run_chunk_here(job_id, chunk)
         if on_progress is not None:
-            on_progress(read_progress(factory, job_id))
+            _show_progress(factory, job_id, on_progress)
+
+
+def _run_chunk_here(job_id: int, chunk: int) -> None:
+    """Run one chunk in this process as a worker runs its task. A database that goes away (restarted, failing
+    over) is waited for, about a minute, and the chunk tried again under the same lease."""
+    from worker.tasks import annotate_chunk_as
+
+    owner = uuid.uuid4().hex
+    for pause in (*RECONNECT_PAUSES, None):
+        try:
+            annotate_chunk_as(owner, job_id, chunk)
+            return
+        except DBAPIError as error:
+            if pause is None or not is_disconnect(error):
+                raise
+            log.warning("lost the database while running chunk %s of job %s; trying again in %s s", chunk, job_id,
+                        pause)
+            time.sleep(pause)
+
+
+def _show_progress(factory: sessionmaker[Session], job_id: int, on_progress: OnProgress) -> None:
+    """Progress as the database has it; none while it is away (the next chunk's will do)."""
+    try:
+        progress = read_progress(factory, job_id)
+    except DBAPIError as error:
+        if not is_disconnect(error):
+            raise
+        return
+    on_progress(progress)
 
 
 def submit_source(settings: Settings, factory: sessionmaker[Session], source: str | Path | None, *,

@@ -138,6 +138,26 @@ def test_postgres_restarted(factory, workers, service_env, postgres_cluster, pho
     check_outcome(factory, submission, "pg_ctl restart -m fast", submission.seconds_to_end(fault))
 
 
+def test_a_submit_without_a_broker_outlasts_a_postgres_restart(factory, service_env, postgres_cluster, photos,
+                                                               tmp_path):
+    # No broker: the submit runs the chunks itself, and waits out the restart as a worker's task would.
+    env = {key: value for key, value in service_env.items() if key != "ANNOTATE_BROKER_URL"}
+    submission = Submission(env, photos(IMAGES, SIDE), tmp_path / "submit.log")
+    deadline = time.monotonic() + 120
+    while True:
+        with factory() as session:
+            done = session.scalar(select(func.count()).select_from(JobChunk)
+                                  .where(JobChunk.status == ChunkStatus.DONE.value)) or 0
+        if 2 <= done < IMAGES // CHUNK_SIZE:
+            break
+        assert submission.process.poll() is None and time.monotonic() < deadline, submission.output()
+        time.sleep(0.05)
+    fault = time.monotonic()
+    postgres_cluster.restart()
+    check_outcome(factory, submission, "pg_ctl restart -m fast, no broker", submission.seconds_to_end(fault))
+    assert "Traceback" not in submission.output()
+
+
 def test_a_worker_stopped_with_sigterm_hands_its_chunks_back_at_once(factory, workers, service_env, photos, tmp_path):
     submission, handed = start_job(factory, workers, service_env, photos, tmp_path)
     fault = time.monotonic()

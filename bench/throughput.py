@@ -305,7 +305,7 @@ def submit_times(folder: Path, scratch: Path, against: Path | None = None, round
     codes = [{}] + ([settings[f"the code of {against}"]] if against is not None else [])
     for index, changes in enumerate(codes):  # four new photos each, so that each code detects faces
         warm_up = mirrored_copies(sorted(folder.iterdir())[4 * index:4 * index + 4], scratch / f"warm-up-{index}")
-        subprocess.run([ANNOTATE, "submit", str(warm_up), "--wait"],
+        subprocess.run([ANNOTATE, "submit", str(warm_up), "--wait"], cwd=scratch,
                        env={**os.environ, "ANNOTATE_HOME": str(warm), **changes}, check=True, capture_output=True)
     times: dict[str, list[tuple[float, float]]] = {label: [] for label in settings}
     for run in range(rounds):
@@ -315,8 +315,9 @@ def submit_times(folder: Path, scratch: Path, against: Path | None = None, round
             env = {key: value for key, value in os.environ.items() if not key.startswith("ANNOTATE_")}
             env.update(ANNOTATE_HOME=str(home), **changes)
             started, busy = time.perf_counter(), _busy_cpu_seconds()
-            subprocess.run([ANNOTATE, "submit", str(folder), "--wait"], env=env, check=True, capture_output=True,
-                           timeout=3600)
+            # Run outside any checkout: the extraction processes put their working folder first on their path.
+            subprocess.run([ANNOTATE, "submit", str(folder), "--wait"], cwd=scratch, env=env, check=True,
+                           capture_output=True, timeout=3600)
             times[label].append((time.perf_counter() - started, _busy_cpu_seconds() - busy))
     count = sum(1 for _ in folder.iterdir())
     for label, figures in times.items():

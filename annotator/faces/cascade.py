@@ -1,8 +1,8 @@
 """MTCNN's cascade (Zhang et al., 2016) in NumPy around its three networks, step for step as ``mtcnn`` 1.0 runs it.
 
 The package drives its networks with TensorFlow operations in between (each pyramid level resized, patches cut,
-arrays turned into tensors and back): on XNNPACK that glue took about two thirds of the time a photo, and it made
-every extraction process import TensorFlow. Here the same steps are NumPy with the package's defaults and its
+arrays turned into tensors and back): with the networks on XNNPACK that glue cost more than the networks, and it
+made every extraction process import TensorFlow. Here the same steps are NumPy with the package's defaults and its
 conventions, down to its area resize, its patch sampling and its suppression rule, so the faces are the ones the
 package finds (``tests/faces/test_cascade.py`` compares them on real photos) and networks run by XNNPACK need no
 TensorFlow at all.

@@ -42,8 +42,8 @@ class LiteStage:
     """One network as a TensorFlow Lite model: a float32 batch in, its outputs as arrays out, in the order of the
     Keras model it was converted from. Each calling thread runs interpreters of its own on one core (the extraction
     pool's workers are the parallelism): one for each input shape it met last (:data:`KEPT_SHAPES`), as resizing
-    an interpreter's tensors costs about as much as running it. Batches are padded to a power of two, so patches
-    of RNet and ONet come in a few shapes."""
+    one interpreter for every call cost about a fifth of the networks' time. Batches are padded to a power of two,
+    so patches of RNet and ONet come in a few shapes."""
 
     def __init__(self, model: bytes, smallest_input: tuple[int, ...]) -> None:
         self._model = model

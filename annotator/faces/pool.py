@@ -49,13 +49,11 @@ def _start_worker_process() -> None:
     for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
         os.environ[name] = "1"
     from PIL import Image
-    from threadpoolctl import threadpool_limits
 
     from annotator.faces.detection import detect_faces
     from annotator.faces.lite_detector import cached_without_tensorflow
     from annotator.tf_runtime import import_tensorflow
 
-    threadpool_limits(1)  # NumPy's BLAS started its threads before the variables above were set
     if not cached_without_tensorflow():
         tf = import_tensorflow()
         tf.config.threading.set_intra_op_parallelism_threads(1)

@@ -49,6 +49,7 @@ class LiteStage:
         self._model = model
         self._local = threading.local()
         interpreter = self._made(smallest_input)  # fails here, not on the first photo, if LiteRT cannot load it
+        self._input = interpreter.get_input_details()[0]["index"]  # the same in every interpreter of the model
         self._outputs = _outputs_in_order(interpreter)
         self._empty = [np.zeros([0, *(max(int(n), 0) for n in details["shape_signature"][1:])], np.float32)
                        for details in self._outputs]
@@ -77,10 +78,13 @@ class LiteStage:
         if not count:  # XNNPACK cannot run an empty batch
             return list(self._empty)
         padded = 1 << (count - 1).bit_length()
-        batch = np.zeros((padded, *images.shape[1:]), np.float32)
-        batch[:count] = images
+        if padded == count:  # PNet's single level, and full batches: no copy
+            batch = np.ascontiguousarray(images, np.float32)
+        else:
+            batch = np.zeros((padded, *images.shape[1:]), np.float32)
+            batch[:count] = images
         interpreter = self._interpreter(batch.shape)
-        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], batch)
+        interpreter.set_tensor(self._input, batch)
         interpreter.invoke()
         return [interpreter.get_tensor(details["index"])[:count] for details in self._outputs]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import click
 
-from annotator.cli.common import stop_like_ctrl_c
 from annotator.cli.db import db
 from annotator.cli.exports import export
 from annotator.cli.inspection import example, report, show
@@ -15,6 +14,7 @@ from annotator.cli.models import models
 from annotator.cli.teachers import teach
 from annotator.cli.training import train
 from annotator.cli.worker import worker
+from annotator.stopping import stop_like_ctrl_c
 
 
 @click.group()

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -21,25 +19,6 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
     from annotator.jobs.status import JobProgress
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (``kill``, ``docker stop``, a scheduler), raised where Ctrl-C would be: the command stops the same
-    way, leaving its job resumable rather than waiting for a lease to expire."""
-
-
-def _terminate(signum: int, frame: object) -> None:
-    raise Terminated
-
-
-def stop_like_ctrl_c() -> Callable[[], None]:
-    """Handle SIGTERM as Ctrl-C from now on; returns what puts the previous handler back.
-
-    Only the main thread may set a handler: elsewhere (a command run from a thread) nothing changes."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 def load_settings() -> Settings:

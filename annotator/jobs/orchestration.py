@@ -27,6 +27,7 @@ from annotator.jobs.recording import RECONNECT_PAUSES, interrupt_job, record_job
 from annotator.jobs.recovery import SweepReport, sweep
 from annotator.jobs.status import JobProgress, job_progress
 from annotator.settings import DEFAULT_QUEUE, Settings
+from annotator.stopping import raise_if_stopped
 from db.models import JobStatus
 from db.session import is_disconnect
 
@@ -74,6 +75,7 @@ def run_chunks(settings: Settings, factory: sessionmaker[Session], job_id: int, 
     if on_progress is not None:
         on_progress(read_progress(factory, job_id))
     for chunk in chunks:
+        raise_if_stopped()
         _run_chunk_here(job_id, chunk)
         if on_progress is not None:
             _show_progress(factory, job_id, on_progress)
@@ -177,6 +179,7 @@ def wait_for(factory: sessionmaker[Session], job_id: int, on_progress: OnProgres
     last_sweep = time.monotonic()
     progress = None
     while True:
+        raise_if_stopped()
         try:
             progress = read_progress(factory, job_id)
             if settings is not None and not settings.eager and \

@@ -29,6 +29,7 @@ from annotator.jobs.inputs import ImageSource, as_source, first_batch, unrecorde
 from annotator.jobs.staleness import ChainVersions
 from annotator.models.store import active_chain_versions
 from annotator.settings import DEFAULT_LEASE_SECONDS, DEFAULT_QUEUE
+from annotator.stopping import raise_if_stopped
 from db.models import ChunkStatus, Job, JobChunk, JobStatus, utcnow
 from db.session import is_disconnect, transaction
 
@@ -185,6 +186,7 @@ def record_job(factory: sessionmaker[Session], source: ImageSource | str | Path,
             on_chunks(recorder.job_id, waiting)
         try:
             for batch in _chained(first, source.batches):
+                raise_if_stopped()
                 recorder = _step(factory, recorder, unrecorded(batch, recorded), on_chunks, lease_seconds)
         except SourceError as error:  # a listing that fails half-way: what was recorded still runs
             failure = error

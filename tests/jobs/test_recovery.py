@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
+import time
 from datetime import timedelta
 
 import pytest
@@ -13,6 +17,7 @@ from annotator.jobs.leases import LeaseKeeper, finish_chunk, take_chunk
 from annotator.jobs.recording import record_job
 from annotator.jobs.recovery import ABANDONED, MAX_CHUNK_ATTEMPTS, sweep
 from annotator.jobs.status import job_summary
+from annotator.stopping import Terminated, stop_like_ctrl_c
 from db.models import ChunkStatus, Job, JobChunk, JobImage, utcnow
 from db.session import transaction
 from tests.conftest import fake_chain, write_faces
@@ -152,6 +157,38 @@ def test_an_interrupted_submit_is_marked_and_resumed_by_the_same_submit(factory,
         assert session.get(Job, job.id).status == "running"
     assert len(members) == 9 and len({m.path for m in members}) == 9
     assert sorted(m.chunk for m in members) == [0, 0, 1, 1, 2, 2, 3, 3, 4] and chunks == 5
+
+
+class StopsThisProcessWhenCollected:
+    """Sends SIGTERM to this process from its ``__del__``, where Python drops what the signal's handler raises."""
+
+    def __del__(self) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler runs (and raises) here, interrupting the sleep
+
+
+def test_a_stop_that_python_drops_still_stops_the_recording(factory, tmp_path, monkeypatch):
+    fake_chain(factory)
+    write_faces(tmp_path / "photos", 9)
+    dropped, sent = [], []
+    monkeypatch.setattr(sys, "unraisablehook", dropped.append)
+
+    def stopped_while_collecting_garbage(job_id, chunks):
+        sent.extend(chunks)
+        if sent == [0]:
+            StopsThisProcessWhenCollected()  # collected at once: SIGTERM arrives inside its __del__
+
+    restore = stop_like_ctrl_c()
+    try:
+        with pytest.raises(Terminated):
+            record_job(factory, tmp_path / "photos", chunk_size=2, faces=ALIGNED_FACES,
+                       on_chunks=stopped_while_collecting_garbage)
+    finally:
+        restore()
+    assert [type(unraisable.exc_value) for unraisable in dropped] == [Terminated]  # Python dropped it...
+    with factory() as session:
+        job = session.scalar(select(Job))
+    assert job.status == "interrupted" and sent == [0]  # ...and the submit stopped at the next batch all the same
 
 
 def test_a_submit_killed_without_a_word_is_interrupted_once_its_lease_expires(factory, settings, tmp_path):

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 CONNECT_TIMEOUT_SECONDS = 10
 """A PostgreSQL server that does not answer is an error after this long, not a hang."""
 FULL_DISK_MARKERS = ("disk is full", "no space left", "could not extend file", "diskfull")
 UNREACHABLE_MARKERS = ("connect", "server closed", "terminating connection", "unable to open")
+RECONNECT_PAUSES = (1, 2, 4, 8, 15, 15, 15)
+"""Seconds between attempts to go on after the database went away (a restart, a failover), about a minute."""
 
 
 def _configure_sqlite(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -50,6 +58,28 @@ def is_disconnect(error: BaseException) -> bool:
     detail = str(error.orig or error).lower()
     return error.connection_invalidated or (isinstance(error, (OperationalError, InterfaceError))
                                             and any(marker in detail for marker in UNREACHABLE_MARKERS))
+
+
+def outlasting_restarts(attempt: Callable[[bool], T], doing: str) -> T:
+    """``attempt(after_a_loss)``, tried again after each of :data:`RECONNECT_PAUSES` while the database is away.
+
+    ``after_a_loss`` is True on every try after the first, for an attempt that must first read back what the
+    database kept of the failed one. Any other error, or the database still away after the last pause, is raised.
+    """
+    from sqlalchemy.exc import DBAPIError
+
+    pauses = iter(RECONNECT_PAUSES)
+    after_a_loss = False
+    while True:
+        try:
+            return attempt(after_a_loss)
+        except DBAPIError as error:
+            pause = next(pauses, None)
+            if pause is None or not is_disconnect(error):
+                raise
+            log.warning("lost the database while %s; trying again in %s s", doing, pause)
+            time.sleep(pause)
+            after_a_loss = True
 
 
 def database_problem(error: BaseException) -> str | None:

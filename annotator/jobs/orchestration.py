@@ -23,13 +23,13 @@ from annotator.errors import SourceError
 from annotator.faces.modes import FaceOptions
 from annotator.jobs.creation import NewJob
 from annotator.jobs.inputs import ImageSource, open_source
-from annotator.jobs.recording import RECONNECT_PAUSES, interrupt_job, record_job
+from annotator.jobs.recording import interrupt_job, record_job
 from annotator.jobs.recovery import SweepReport, sweep
 from annotator.jobs.status import JobProgress, job_progress
 from annotator.settings import DEFAULT_QUEUE, Settings
 from annotator.stopping import raise_if_stopped
 from db.models import JobStatus
-from db.session import is_disconnect
+from db.session import is_disconnect, outlasting_restarts
 
 PROGRESS_INTERVAL = 0.1  # seconds between two polls of a job's counts: one cheap query each
 
@@ -87,16 +87,7 @@ def _run_chunk_here(job_id: int, chunk: int) -> None:
     from worker.tasks import annotate_chunk_as
 
     owner = uuid.uuid4().hex
-    for pause in (*RECONNECT_PAUSES, None):
-        try:
-            annotate_chunk_as(owner, job_id, chunk)
-            return
-        except DBAPIError as error:
-            if pause is None or not is_disconnect(error):
-                raise
-            log.warning("lost the database while running chunk %s of job %s; trying again in %s s", chunk, job_id,
-                        pause)
-            time.sleep(pause)
+    outlasting_restarts(lambda _: annotate_chunk_as(owner, job_id, chunk), f"running chunk {chunk} of job {job_id}")
 
 
 def _show_progress(factory: sessionmaker[Session], job_id: int, on_progress: OnProgress) -> None:

@@ -12,13 +12,11 @@ that chunk expires. Either way the same submit resumes the job.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from annotator.errors import SourceError
@@ -31,12 +29,9 @@ from annotator.models.store import active_chain_versions
 from annotator.settings import DEFAULT_LEASE_SECONDS, DEFAULT_QUEUE
 from annotator.stopping import raise_if_stopped
 from db.models import ChunkStatus, Job, JobChunk, JobStatus, utcnow
-from db.session import is_disconnect, transaction
+from db.session import outlasting_restarts, transaction
 
 log = logging.getLogger(__name__)
-
-RECONNECT_PAUSES = (1, 2, 4, 8, 15, 15, 15)
-"""Seconds between attempts to go on recording after the database went away (a restart), about a minute."""
 
 OnChunks = Callable[[int, list[int]], None]
 
@@ -120,26 +115,21 @@ def _reconnect(factory: sessionmaker[Session], recorder: Recorder) -> tuple[Reco
 def _step(factory: sessionmaker[Session], recorder: Recorder, batch: Discovered | None, on_chunks: OnChunks,
           lease_seconds: int) -> Recorder:
     """Record ``batch`` (None: finish the job); after the database went away, go on from what it has."""
-    lost = False
-    for pause in (*RECONNECT_PAUSES, None):
-        try:
-            todo = batch
-            if lost:
-                recorder, recorded = _reconnect(factory, recorder)
-                todo = None if batch is None else unrecorded(batch, recorded)
-            with transaction(factory) as session:
-                recorder.renew(session, lease_seconds)
-                ready = recorder.finish(session) if todo is None else recorder.add(session, todo)
-            if ready:
-                on_chunks(recorder.job_id, ready)
-            return recorder
-        except DBAPIError as error:
-            if pause is None or not is_disconnect(error):
-                raise
-            log.warning("lost the database while recording job %s; trying again in %s s", recorder.job_id, pause)
-            time.sleep(pause)
-            lost = True
-    return recorder
+
+    def attempt(after_a_loss: bool) -> Recorder:
+        nonlocal recorder
+        todo = batch
+        if after_a_loss:
+            recorder, recorded = _reconnect(factory, recorder)
+            todo = None if batch is None else unrecorded(batch, recorded)
+        with transaction(factory) as session:
+            recorder.renew(session, lease_seconds)
+            ready = recorder.finish(session) if todo is None else recorder.add(session, todo)
+        if ready:
+            on_chunks(recorder.job_id, ready)
+        return recorder
+
+    return outlasting_restarts(attempt, f"recording job {recorder.job_id}")
 
 
 def _chained(first: Discovered, rest: Iterator[Discovered]) -> Iterator[Discovered]:

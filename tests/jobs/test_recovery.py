@@ -234,7 +234,7 @@ def test_recording_goes_on_after_the_database_came_back(factory, tmp_path, monke
         return ready
 
     monkeypatch.setattr(creation.Recorder, "add", add_losing_the_server_once)
-    monkeypatch.setattr("annotator.jobs.recording.RECONNECT_PAUSES", (0,))
+    monkeypatch.setattr("db.session.RECONNECT_PAUSES", (0,))
     sent: list[int] = []
     job = record_job(factory, tmp_path / "photos", chunk_size=2, faces=ALIGNED_FACES,
                      on_chunks=lambda job_id, chunks: sent.extend(chunks))

@@ -16,11 +16,10 @@ from annotator.faces.modes import FaceOptions
 from annotator.images.discovery import Discovered, Rejected
 from annotator.jobs.inputs import ImageSource
 from annotator.jobs.pipeline import finish_job_if_complete
-from annotator.jobs.staleness import ChainVersions
+from annotator.jobs.staleness import ChainVersions, already_annotated
 from annotator.models.store import active_chain_versions
 from annotator.settings import DEFAULT_QUEUE
 from db.models import (
-    Face,
     Image,
     ImageStatus,
     Job,
@@ -28,7 +27,6 @@ from db.models import (
     JobImage,
     JobStatus,
     ModelVersion,
-    Prediction,
     utcnow,
 )
 from db.queries import QUERY_BATCH, batched, insert_ignoring_conflicts
@@ -59,25 +57,6 @@ def _image_ids(session: Session, found: Iterable) -> dict[str, int]:  # type: ig
         ids.update((sha, image_id) for sha, image_id in session.execute(
             select(Image.sha256, Image.id).where(Image.sha256.in_(group))))
     return ids
-
-
-def already_annotated(session: Session, image_ids: Sequence[int], chain: ChainVersions, method: str) -> set[int]:
-    """Ids of the images with faces found by ``method``, each with a current prediction of every attribute."""
-    done: set[int] = set()
-    for group in batched(list(image_ids), QUERY_BATCH):
-        faces = select(Face.image_id, Face.id).where(Face.image_id.in_(group), Face.method == method)
-        complete = (
-            faces.join(Prediction, Prediction.face_id == Face.id)
-            .where(chain.current())
-            .group_by(Face.image_id, Face.id)
-            .having(func.count(func.distinct(Prediction.model_version_id)) == len(chain.by_attribute))
-            .subquery()
-        )
-        all_faces = faces.subquery()
-        per_image = dict(session.execute(select(all_faces.c.image_id, func.count()).group_by(all_faces.c.image_id)).all())
-        finished = dict(session.execute(select(complete.c.image_id, func.count()).group_by(complete.c.image_id)).all())
-        done.update(image_id for image_id, count in per_image.items() if finished.get(image_id) == count)
-    return done
 
 
 def new_job(session: Session, source: str, faces: FaceOptions, versions: Sequence[ModelVersion], *,

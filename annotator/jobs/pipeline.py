@@ -3,7 +3,9 @@
 This is the plain function behind the Celery task; the eager path, the workers and the tests all call it.
 It is idempotent: rows are inserted ignoring conflicts and only still-pending images change status, so a
 redelivered chunk neither duplicates nor loses work. Faces already recorded for an image by the same face
-mode are reused, so a redelivery or a new model version sees exactly the same faces.
+mode are reused, so a redelivery or a new model version sees exactly the same faces. An image that another job
+annotated with the same model versions after this one was recorded (an overlapping or repeated submit) is skipped
+as ``annotated``, as recording would have skipped it.
 
 A chunk is worked on under a lease (:mod:`annotator.jobs.leases`): a chunk held by a live lease elsewhere, or
 already done, is not taken again; a chunk whose lease is lost or handed back mid-way stops at its next image and
@@ -29,6 +31,7 @@ from annotator.faces.pool import extract_images
 from annotator.faces.quality import quality_rows
 from annotator.images.decoding import ReasonCode
 from annotator.jobs.leases import Lease, LeaseKeeper, finish_chunk, take_chunk
+from annotator.jobs.staleness import ChainVersions, already_annotated
 from annotator.models.chain import LoadedModel, load_chain, prepare_chain, run_chain
 from annotator.models.provenance import precision_extra
 from annotator.models.specs import OutputKind
@@ -152,6 +155,13 @@ def _mark(session: Session, member_ids: list[int], status: ImageStatus, reason: 
         )
 
 
+def _skip_annotated_elsewhere(session: Session, member_ids: list[int]) -> None:
+    """Members whose images another job (an overlapping or repeated submit) annotated with the same model versions
+    after this job was recorded: skipped, as recording skips them, rather than annotated twice."""
+    _mark(session, member_ids, ImageStatus.SKIPPED, "annotated",
+          "annotated by the same model versions in another job after this one was recorded")
+
+
 def finish_job_if_complete(session: Session, job_id: int) -> bool:
     """Mark the job finished when nothing is pending; True only for the one call that did it.
 
@@ -251,10 +261,15 @@ def _annotate(factory: sessionmaker[Session], settings: Settings, lease: Lease) 
         members = _pending_members(session, job_id, chunk)
         versions = _job_versions(session, job)
         options = FaceOptions.from_record(job.face_mode, job.face_options)
+        finished = already_annotated(session, [m.image_id for m in members], ChainVersions.of(versions),
+                                     options.method)
+        annotated_elsewhere = [m.id for m in members if m.image_id in finished]
+        members = [m for m in members if m.image_id not in finished]
         known = ({} if options.mode is FaceMode.ALIGNED
                  else recorded_detections(session, [m.image_id for m in members], options.method))
     if not members:
         with transaction(factory) as session:
+            _skip_annotated_elsewhere(session, annotated_elsewhere)
             _finish_chunk(session, lease, complete=True)
         return ChunkOutcome(job_id, chunk, 0, 0)
 
@@ -292,6 +307,7 @@ def _annotate(factory: sessionmaker[Session], settings: Settings, lease: Lease) 
             insert_ignoring_conflicts(session, FaceQuality, _quality_rows(found.faces, face_ids))
         if hashed:
             session.execute(update(Image), hashed)
+        _skip_annotated_elsewhere(session, annotated_elsewhere)
         _mark(session, [m.id for m in done], ImageStatus.DONE)
         _mark(session, [m.id for m in no_face], ImageStatus.FAILED, ReasonCode.NO_FACE.value,
               f"no face of at least {options.min_face_size} pixels with a detector score of {options.min_score:.2f}")

@@ -20,6 +20,7 @@ from annotator.errors import UnknownJobError
 from annotator.faces.modes import FaceOptions
 from annotator.models.specs import OutputKind, get_spec
 from db.models import Face, ImageStatus, Job, JobImage, ModelVersion, Prediction
+from db.queries import QUERY_BATCH, batched
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,25 @@ class ChainVersions:
     def needs_predictions(self) -> ColumnElement[bool]:
         """True for a :class:`Face` lacking a current prediction of some attribute (stale or missing)."""
         return or_(*(~self.has_current(attribute) for attribute in self.by_attribute))
+
+
+def already_annotated(session: Session, image_ids: Sequence[int], chain: ChainVersions, method: str) -> set[int]:
+    """Ids of the images with faces found by ``method``, each with a current prediction of every attribute."""
+    done: set[int] = set()
+    for group in batched(list(image_ids), QUERY_BATCH):
+        faces = select(Face.image_id, Face.id).where(Face.image_id.in_(group), Face.method == method)
+        complete = (
+            faces.join(Prediction, Prediction.face_id == Face.id)
+            .where(chain.current())
+            .group_by(Face.image_id, Face.id)
+            .having(func.count(func.distinct(Prediction.model_version_id)) == len(chain.by_attribute))
+            .subquery()
+        )
+        all_faces = faces.subquery()
+        per_image = dict(session.execute(select(all_faces.c.image_id, func.count()).group_by(all_faces.c.image_id)).all())
+        finished = dict(session.execute(select(complete.c.image_id, func.count()).group_by(complete.c.image_id)).all())
+        done.update(image_id for image_id, count in per_image.items() if finished.get(image_id) == count)
+    return done
 
 
 def _has_any(attribute: str) -> ColumnElement[bool]:

@@ -8,6 +8,7 @@ from sqlalchemy import delete, func, select
 from annotator.cli import main
 from annotator.errors import NoActiveModelError, SourceError
 from annotator.faces.modes import ALIGNED_FACES
+from annotator.jobs import pipeline
 from annotator.jobs.orchestration import submit_source
 from annotator.jobs.pipeline import process_chunk
 from db.models import Face, Image, ImageStatus, Job, JobChunk, JobImage, ModelVersion, Prediction
@@ -81,6 +82,35 @@ def test_resubmitting_an_unchanged_folder_does_no_model_work(factory, settings, 
     assert again.chunks == [] and again.skipped == 5
     with factory() as session:
         assert session.get(Job, again.job_id).status == "finished"
+
+
+def test_images_another_job_annotated_after_this_one_was_recorded_are_skipped(factory, settings, untrained_chain,
+                                                                              tmp_path, monkeypatch):
+    write_faces(tmp_path / "all" / "first", 6)
+    write_faces(tmp_path / "all" / "later", 2, seed=1)
+    with transaction(factory) as session:  # two overlapping submits, both recorded before either runs
+        first = create_job(session, tmp_path / "all" / "first", chunk_size=4, faces=ALIGNED_FACES)
+        both = create_job(session, tmp_path / "all", chunk_size=4, faces=ALIGNED_FACES)
+    for chunk in first.chunks:
+        process_chunk(factory, settings, first.job_id, chunk)
+    extracted: list[str] = []
+    real_extract = pipeline.extract_images
+
+    def counting_extract(items, *args, **kwargs):
+        extracted.extend(Path(item.path).parent.name for item in items)
+        return real_extract(items, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "extract_images", counting_extract)
+    for chunk in both.chunks:
+        process_chunk(factory, settings, both.job_id, chunk)
+    assert extracted == ["later", "later"]  # the first job's six images are not decoded or run again
+    assert statuses(factory, both.job_id) == {ImageStatus.SKIPPED.value: 6, ImageStatus.DONE.value: 2}
+    with factory() as session:
+        skipped = session.scalars(select(JobImage).where(JobImage.job_id == both.job_id,
+                                                         JobImage.status == ImageStatus.SKIPPED.value)).all()
+        assert {(m.reason, Path(m.path).parent.name) for m in skipped} == {("annotated", "first")}
+        assert session.scalar(select(func.count()).select_from(Prediction)) == 8 * 4
+        assert session.get(Job, both.job_id).status == "finished"
 
 
 def test_duplicate_content_is_annotated_once(factory, settings, untrained_chain, tmp_path):
@@ -241,7 +271,8 @@ def test_a_job_whose_submit_was_killed_is_taken_up_once_its_chunk_lease_expired(
     killed_running_chunk_1(timedelta(seconds=-1))
     resumed = run_job(factory, settings, tmp_path / "photos")
     assert (resumed.job_id, resumed.resumed) == (job_id, 10)
-    assert statuses(factory, job_id) == {ImageStatus.DONE.value: 10}
+    # the first chunk was done before the Ctrl-C; the other job has annotated the rest since
+    assert statuses(factory, job_id) == {ImageStatus.DONE.value: 4, ImageStatus.SKIPPED.value: 6}
     with factory() as session:
         assert session.get(Job, job_id).status == "finished"
 

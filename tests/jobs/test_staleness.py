@@ -1,7 +1,11 @@
 from sqlalchemy import delete, func, select, update
 
-from annotator.jobs.creation import already_annotated
-from annotator.jobs.staleness import ChainVersions, images_needing_predictions, stale_summary
+from annotator.jobs.staleness import (
+    ChainVersions,
+    already_annotated,
+    images_needing_predictions,
+    stale_summary,
+)
 from annotator.models.store import activate_version, active_chain_versions
 from db.models import Face, Image, ModelVersion, Prediction
 from db.session import transaction

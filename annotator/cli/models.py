@@ -126,12 +126,13 @@ def models_demo(seed: int) -> None:
 @click.argument("folder", type=click.Path(path_type=Path))
 @click.option("--activate", is_flag=True, help="Make the bootstrapped versions the ones new jobs run (a collapsed "
                                                "model is registered but not activated).")
-@click.option("--epochs", type=click.IntRange(1), default=40, show_default=True, help="Most epochs per model.")
+@click.option("--epochs", type=click.IntRange(1), default=None,
+              help="Most epochs of every model [default: the seed's 40; mouth 80, background_mean 16].")
 @click.option("--seed", type=int, default=112, show_default=True, help="Seed of the splits and initial weights.")
 @face_options("detect: find and align every face of ordinary photos. aligned: each image already is one "
               "aligned face (no detector).")
 @user_errors
-def models_bootstrap(folder: Path, activate: bool, epochs: int, seed: int, faces: FaceOptions) -> None:
+def models_bootstrap(folder: Path, activate: bool, epochs: int | None, seed: int, faces: FaceOptions) -> None:
     """Train all four chain models on teacher values of the faces under FOLDER (no labels needed).
 
     Runs the offline teachers where no teacher value is stored yet (`annotate teach`), then trains gender, eyes,

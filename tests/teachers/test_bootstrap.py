@@ -64,14 +64,24 @@ def test_gender_learns_every_face_with_the_teachers_probability_and_a_label_wins
     assert rows.tolist() == [0] and labels.tolist() == pytest.approx([0.3]) and genders.tolist() == [1]
 
 
-def test_departures_cap_epochs_below_the_option_only() -> None:
-    from annotator.models.specs import BACKGROUND_MEAN, MOUTH
-    from annotator.teachers.bootstrap import DEPARTURES, BootstrapOptions, epochs_for
+def test_each_model_trains_its_own_most_epochs_unless_the_option_says_otherwise() -> None:
+    from annotator.models.specs import BACKGROUND_MEAN, GENDER, MOUTH
+    from annotator.teachers.bootstrap import BootstrapOptions, epochs_for
 
-    cap = DEPARTURES["background_mean"].max_epochs
-    assert cap is not None and epochs_for(BACKGROUND_MEAN, BootstrapOptions(epochs=40)) == cap
-    assert epochs_for(BACKGROUND_MEAN, BootstrapOptions(epochs=2)) == 2
-    assert epochs_for(MOUTH, BootstrapOptions(epochs=40)) == 40
+    assert epochs_for(GENDER, BootstrapOptions()) == 40  # the seed recipe's
+    assert epochs_for(BACKGROUND_MEAN, BootstrapOptions()) == 16
+    assert epochs_for(MOUTH, BootstrapOptions()) == 80
+    assert {epochs_for(spec, BootstrapOptions(epochs=2)) for spec in (GENDER, BACKGROUND_MEAN, MOUTH)} == {2}
+
+
+def test_the_mouth_departure_is_patience_only() -> None:
+    from annotator.models.specs import MOUTH
+    from annotator.teachers.bootstrap import DEPARTURES
+
+    patient = DEPARTURES["mouth"].applied_to(MOUTH)
+    assert (patient.lr_patience, patient.stop_patience) == (6, 12)
+    assert patient.conv_layers == MOUTH.conv_layers and patient.dense_units == MOUTH.dense_units
+    assert DEPARTURES["gender"].applied_to(MOUTH) == MOUTH  # no patience given: the spec's own
 
 
 @pytest.mark.slow
